@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Idempotent setup: missing apt packages, uv, then the locked Python environment.
+# Fast when already set up (each step checks before it acts).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(git)   # dvc needs git; audio libraries come inside the wheels
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing apt packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+
+UV_VERSION=0.13.9
+if command -v uv >/dev/null 2>&1; then
+  UV=$(command -v uv)
+else
+  UV=.tools/bin/uv
+  if [ ! -x "$UV" ]; then
+    echo "setup: installing uv $UV_VERSION into .tools/"
+    python3 -m venv .tools
+    .tools/bin/pip install --quiet "uv==$UV_VERSION"
+  fi
+fi
+
+# only the registry is reachable: never let uv try to download an interpreter
+export UV_PYTHON_DOWNLOADS=never
+"$UV" sync --frozen

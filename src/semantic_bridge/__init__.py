@@ -1,0 +1,1 @@
+"""Semantic Bridge: codec, data factory and evaluations."""

@@ -1,0 +1,349 @@
+"""Typed configuration: one dataclass per ``params.yaml`` section.
+
+``load_params`` merges the YAML file into these dataclasses with OmegaConf's
+structured merge, so an unknown key, a wrong type or a missing file fails *before*
+any work starts, with one line that names the file and the key.
+Defaults here match the committed ``params.yaml`` (a test checks it).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+SCALES = ("embedded", "paper")
+SOURCES = ("synthetic", "hf", "manifest")
+ALIGN_BACKENDS = ("pocketsphinx", "nemo", "given")
+
+
+class ConfigError(ValueError):
+    """A params file that cannot be used; the message is one line naming file and key."""
+
+
+def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(allowed)}")
+
+
+def _positive(key: str, value: float) -> None:
+    if not value > 0:
+        raise ConfigError(f"{key}: must be > 0, got {value!r}")
+
+
+# --------------------------------------------------------------------------- data
+@dataclass
+class SplitConfig:
+    """Speaker-disjoint splits: counts of speakers held out; the rest is train."""
+
+    valid_speakers: int = 3
+    test_speakers: int = 5
+    dev_speakers: int = 4  # disjoint speakers for probes (linear speaker probe, ...)
+
+
+@dataclass
+class SyntheticConfig:
+    """The embedded corpus: espeak-ng speech, speakers = voice variant x pitch x rate."""
+
+    n_speakers: int = 32
+    utterances_per_speaker: int = 20
+    voices: list[str] = field(
+        default_factory=lambda: [
+            "en-us+m1", "en-us+m3", "en-us+m7", "en+m2", "en+m4", "en+m6",
+            "en-us+f1", "en-us+f3", "en+f2", "en+f4", "en-us+klatt", "en+klatt2",
+        ]
+    )
+    pitch: list[int] = field(default_factory=lambda: [35, 50, 65])  # espeak 0..99
+    rate: list[int] = field(default_factory=lambda: [145, 170, 195])  # words per minute
+
+
+@dataclass
+class HfSourceConfig:
+    """A Hugging Face dataset: a ``save_to_disk`` directory, or a name for ``load_dataset``."""
+
+    path: Optional[str] = None
+    name: Optional[str] = None  # dataset config name, e.g. "clean"
+    split: str = "train"
+    audio_column: str = "audio"
+    text_column: str = "text"
+    speaker_column: str = "speaker_id"
+    id_column: Optional[str] = "id"
+
+
+@dataclass
+class ManifestSourceConfig:
+    """A JSONL or CSV file with columns audio (path, relative to the file), text, speaker[, id]."""
+
+    path: Optional[str] = None
+
+
+@dataclass
+class TrialsConfig:
+    """Speaker-verification trial list (VoxCeleb1-O format)."""
+
+    per_class: int = 300  # target and non-target trials each, embedded list
+    voxceleb1_list: Optional[str] = None  # official trial list file; replaces the embedded one
+    voxceleb1_audio: Optional[str] = None  # root that the list's wav paths are relative to
+
+
+@dataclass
+class QaConfig:
+    """Audio question answering in ReasonAQA's JSON format."""
+
+    train_questions: int = 240
+    test_questions: int = 96
+    reasonaqa_train: Optional[str] = None  # real ReasonAQA JSON files replace the embedded set
+    reasonaqa_test: Optional[str] = None
+    reasonaqa_audio: Optional[str] = None  # audio root for their filepath1/filepath2
+
+
+@dataclass
+class DataConfig:
+    source: str = "synthetic"
+    sample_rate: int = 24000
+    min_seconds: float = 0.5
+    max_seconds: float = 30.0
+    silence_dbfs: float = -60.0  # peak below this is "silent"
+    max_shard_size: str = "500MB"
+    splits: SplitConfig = field(default_factory=SplitConfig)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    hf: HfSourceConfig = field(default_factory=HfSourceConfig)
+    manifest: ManifestSourceConfig = field(default_factory=ManifestSourceConfig)
+    trials: TrialsConfig = field(default_factory=TrialsConfig)
+    qa: QaConfig = field(default_factory=QaConfig)
+
+    def __post_init__(self) -> None:
+        _choice("data.source", self.source, SOURCES)
+        _positive("data.sample_rate", self.sample_rate)
+        if not 0 <= self.min_seconds < self.max_seconds:
+            raise ConfigError("data.min_seconds/max_seconds: need 0 <= min_seconds < max_seconds")
+        if self.source == "hf" and not self.hf.path:
+            raise ConfigError("data.hf.path: required when data.source is 'hf'")
+        if self.source == "manifest" and not self.manifest.path:
+            raise ConfigError("data.manifest.path: required when data.source is 'manifest'")
+        if (self.trials.voxceleb1_list is None) != (self.trials.voxceleb1_audio is None):
+            raise ConfigError("data.trials.voxceleb1_list/voxceleb1_audio: set both or neither")
+        qa = self.qa
+        given = [qa.reasonaqa_train, qa.reasonaqa_test, qa.reasonaqa_audio]
+        if any(v is not None for v in given) and not all(v is not None for v in given):
+            raise ConfigError(
+                "data.qa.reasonaqa_train/reasonaqa_test/reasonaqa_audio: set all three or none"
+            )
+        s = self.synthetic
+        n_held = self.splits.valid_speakers + self.splits.test_speakers + self.splits.dev_speakers
+        if self.source == "synthetic" and s.n_speakers <= n_held:
+            raise ConfigError(
+                f"data.synthetic.n_speakers: {s.n_speakers} leaves no train speakers "
+                f"after {n_held} held-out speakers"
+            )
+        if s.n_speakers > len(s.voices) * len(s.pitch) * len(s.rate):
+            raise ConfigError(
+                "data.synthetic.n_speakers: more than voices x pitch x rate distinct speakers"
+            )
+
+
+# --------------------------------------------------------------------------- align
+@dataclass
+class AlignConfig:
+    backend: str = "pocketsphinx"
+    nemo_model: str = "nvidia/parakeet-ctc-0.6b"  # name or .nemo path, for backend "nemo"
+    batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        _choice("align.backend", self.backend, ALIGN_BACKENDS)
+
+
+# --------------------------------------------------------------------------- teachers
+@dataclass
+class WavlmConfig:
+    model: str = "models/tiny-wavlm"  # paper: microsoft/wavlm-large
+    layer: int = 6  # index into hidden_states (0 = CNN features after projection)
+    dim: int = 64  # paper: 1024
+    batch_seconds: float = 120.0  # audio seconds per length-bucketed batch
+
+
+@dataclass
+class LlmConfig:
+    model: str = "models/tiny-qwen"  # paper: Qwen/Qwen2.5-1.5B
+    layer: int = 27  # index into hidden_states: output of model.layers[layer - 1]
+    dim: int = 64  # paper: 1536
+    batch_size: int = 16
+
+
+@dataclass
+class TeachersConfig:
+    wavlm: WavlmConfig = field(default_factory=WavlmConfig)
+    llm: LlmConfig = field(default_factory=LlmConfig)
+
+
+# --------------------------------------------------------------------------- merge
+@dataclass
+class MergeConfig:
+    max_shard_size: str = "500MB"
+
+
+# --------------------------------------------------------------------------- codec
+@dataclass
+class CodecConfig:
+    frame_rate: float = 12.5
+    hidden_size: int = 64  # paper (Mimi): 512
+    init_from: Optional[str] = None  # paper: kyutai/mimi, for weight surgery
+
+
+@dataclass
+class CodebooksConfig:
+    semantic: int = 2  # CB0, CB1
+    acoustic: int = 7  # CB2..CB8
+    size: int = 2048  # entries per codebook
+    dropout: float = 0.0  # P(drop all acoustic levels) per example, reached at the ramp's end
+    dropout_ramp_steps: int = 0
+    quantizer_dropout: float = 0.0  # Mimi's random number of acoustic levels
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.dropout <= 1.0:
+            raise ConfigError(f"codebooks.dropout: must be in [0, 1], got {self.dropout}")
+        if not 0.0 <= self.quantizer_dropout <= 1.0:
+            raise ConfigError(
+                f"codebooks.quantizer_dropout: must be in [0, 1], got {self.quantizer_dropout}"
+            )
+        _positive("codebooks.size", self.size)
+
+    @property
+    def n_levels(self) -> int:
+        return self.semantic + self.acoustic
+
+    def bitrate_bps(self, frame_rate: float, levels: Optional[int] = None) -> float:
+        """Bits per second of ``levels`` codebooks (all by default) at ``frame_rate``."""
+        n = self.n_levels if levels is None else levels
+        return n * math.log2(self.size) * frame_rate
+
+
+# --------------------------------------------------------------------------- train
+@dataclass
+class TrainConfig:
+    steps: int = 300
+    batch_size: int = 8
+    segment_seconds: float = 2.0
+    lr: float = 3e-4
+    adversarial_start: int = 150  # phase 2 (GAN) starts at this step
+    lambdas: dict[str, float] = field(
+        default_factory=lambda: {
+            "mel/loss": 15.0,
+            "adv/gen_loss": 1.0,
+            "adv/feat_loss": 2.0,
+            "vq/commitment": 1.0,
+            "distill/llm": 1.0,
+            "distill/wavlm": 1.0,
+        }
+    )
+
+
+# --------------------------------------------------------------------------- eval
+@dataclass
+class EvalWerConfig:
+    backend: str = "pocketsphinx"  # pocketsphinx | whisper | nemo
+    model: Optional[str] = None
+
+
+@dataclass
+class EvalEerConfig:
+    p_target: float = 0.01
+    c_miss: float = 1.0
+    c_fa: float = 1.0
+
+
+@dataclass
+class EvalSwapConfig:
+    pairs: int = 20
+    content_levels: int = 2  # CB0 (1) or CB0+1 (2) from utterance A
+
+
+@dataclass
+class EvalReasoningConfig:
+    encoders: list[str] = field(default_factory=lambda: ["htsat", "mimi_semantic", "mimi_full", "bridge"])
+    lm: str = "models/tiny-smollm2"  # paper: HuggingFaceTB/SmolLM2-135M
+    steps: int = 200
+    batch_size: int = 16
+    lr: float = 1e-4
+    max_audio_sec: float = 10.0
+
+
+@dataclass
+class EvalProbeConfig:
+    steps: int = 300
+    lr: float = 1e-3
+
+
+@dataclass
+class EvalConfig:
+    wer: EvalWerConfig = field(default_factory=EvalWerConfig)
+    eer: EvalEerConfig = field(default_factory=EvalEerConfig)
+    swap: EvalSwapConfig = field(default_factory=EvalSwapConfig)
+    reasoning: EvalReasoningConfig = field(default_factory=EvalReasoningConfig)
+    probe: EvalProbeConfig = field(default_factory=EvalProbeConfig)
+
+
+# --------------------------------------------------------------------------- root
+@dataclass
+class Params:
+    scale: str = "embedded"  # recorded in every metrics file: which scale made the numbers
+    seed: int = 1234
+    data: DataConfig = field(default_factory=DataConfig)
+    align: AlignConfig = field(default_factory=AlignConfig)
+    teachers: TeachersConfig = field(default_factory=TeachersConfig)
+    merge: MergeConfig = field(default_factory=MergeConfig)
+    codec: CodecConfig = field(default_factory=CodecConfig)
+    codebooks: CodebooksConfig = field(default_factory=CodebooksConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        _choice("scale", self.scale, SCALES)
+
+
+def _omegaconf_message(err: OmegaConfBaseException) -> str:
+    key = getattr(err, "full_key", None) or ""
+    msg = getattr(err, "msg", None) or str(err).splitlines()[0]
+    # OmegaConf appends "full_key: ..., object_type=..." lines; keep the first sentence only
+    msg = msg.splitlines()[0]
+    return f"{key}: {msg}" if key else msg
+
+
+def params_from_dict(data: dict[str, Any], source: str = "<dict>") -> Params:
+    """Build ``Params`` from a plain dict (the parsed YAML); raise ``ConfigError`` on misuse."""
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(Params), OmegaConf.create(data))
+        params = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"{source}: {_omegaconf_message(err)}") from None
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
+    assert isinstance(params, Params)
+    return params
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Load and validate ``path``; every error is a ``ConfigError`` with one line."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: params file not found")
+    try:
+        raw = OmegaConf.load(path)
+    except Exception as err:  # yaml.YAMLError and friends
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ConfigError(f"{path}: not valid YAML: {first}") from None
+    data = OmegaConf.to_container(raw) if raw is not None else {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of sections")
+    return params_from_dict(data, str(path))
+
+
+def to_dict(params: Params) -> dict[str, Any]:
+    """Plain-dict view (for metrics files and checkpoints)."""
+    out = OmegaConf.to_container(OmegaConf.structured(params))
+    assert isinstance(out, dict)
+    return out

@@ -1,0 +1,273 @@
+"""The ``prepare`` stage: corpus source -> standardised, speaker-split, sharded datasets,
+plus the speaker-verification trial list and the audio-QA set.
+
+Output layout (``out``, one DVC output, moved into place only when complete)::
+
+    corpus/{train,valid,test,dev}/   HF dataset: id, speaker, text, split, audio, sample_rate,
+                                     seconds, words[{word,start,end}], voice, source
+    trials.txt                       VoxCeleb1-O format: "<1|0> spk/utt.wav spk/utt.wav"
+    trial_audio/                     HF dataset: path, audio (every wav the trial list names)
+    qa/{train,test}.json             ReasonAQA format (filepath1, filepath2, input, answer, taskname)
+    qa_audio/                        HF dataset: filepath, audio (every clip the QA files name)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from contextlib import ExitStack
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Optional
+
+import datasets
+import numpy as np
+
+from semantic_bridge.config import Params
+from semantic_bridge.data import audio as A
+from semantic_bridge.data.evalsets import (
+    QaItem, make_trials, read_reasonaqa, read_trials, resolve_audio, write_reasonaqa, write_trials,
+)
+from semantic_bridge.data.qa import SpeechClip, plan_questions, render_clips
+from semantic_bridge.data.shards import ShardedWriter, load_split, write_split_index
+from semantic_bridge.data.sources import SPLITS, Skipped, SourceError, SyntheticSource, assign_speaker_splits, make_source
+
+log = logging.getLogger(__name__)
+
+UNASSIGNED = "unassigned"  # skipped rows whose speaker is unknown belong to no split
+MISSING = "missing"
+
+WORD = datasets.Features({"word": datasets.Value("string"), "start": datasets.Value("float32"),
+                          "end": datasets.Value("float32")})
+CORPUS_FEATURES = datasets.Features({
+    "id": datasets.Value("string"),
+    "speaker": datasets.Value("string"),
+    "text": datasets.Value("string"),
+    "split": datasets.Value("string"),
+    "audio": datasets.List(datasets.Value("float32")),
+    "sample_rate": datasets.Value("int32"),
+    "seconds": datasets.Value("float32"),
+    "words": datasets.List(WORD),
+    "voice": datasets.Value("string"),
+    "source": datasets.Value("string"),
+})
+TRIAL_AUDIO_FEATURES = datasets.Features({
+    "path": datasets.Value("string"), "audio": datasets.List(datasets.Value("float32")),
+})
+QA_AUDIO_FEATURES = datasets.Features({
+    "filepath": datasets.Value("string"), "audio": datasets.List(datasets.Value("float32")),
+})
+
+
+@dataclass
+class SplitStats:
+    utterances: int = 0
+    seconds: float = 0.0
+    speakers: set[str] = field(default_factory=set)
+    skipped: Counter = field(default_factory=Counter)
+    fixed: Counter = field(default_factory=Counter)
+
+    def to_json(self) -> dict:
+        return {
+            "utterances": self.utterances,
+            "speakers": len(self.speakers),
+            "hours": round(self.seconds / 3600, 4),
+            "skipped": dict(sorted(self.skipped.items())),
+            "fixed": dict(sorted(self.fixed.items())),
+        }
+
+
+@dataclass
+class PrepareResult:
+    stats: dict[str, SplitStats]
+    clips: dict[str, list[SpeechClip]]  # per split, for QA
+    trials: dict
+    qa: dict
+
+    def metrics(self, params: Params) -> dict:
+        return {
+            "scale": params.scale,
+            "source": params.data.source,
+            "sample_rate": params.data.sample_rate,
+            "splits": {s: self.stats[s].to_json() for s in SPLITS},
+            "skipped_unassigned": dict(sorted(self.stats[UNASSIGNED].skipped.items())),
+            "trials": self.trials,
+            "qa": self.qa,
+        }
+
+
+class _Standardizer:
+    """Params-bound ``audio.standardize`` that raises ``AudioError`` for skips."""
+
+    def __init__(self, params: Params) -> None:
+        d = params.data
+        self.kw = dict(target_rate=d.sample_rate, min_seconds=d.min_seconds,
+                       max_seconds=d.max_seconds, silence_dbfs=d.silence_dbfs)
+
+    def __call__(self, audio: np.ndarray, rate: int) -> A.Standardized:
+        return A.standardize(audio, rate, **self.kw)
+
+
+def _write_corpus(params: Params, out: Path) -> tuple[dict[str, SplitStats], dict[str, list[SpeechClip]]]:
+    d = params.data
+    source = make_source(d, params.seed)
+    split_of = assign_speaker_splits(source.speaker_names(), d.splits, params.seed)
+    gender_of = {s.name: s.gender for s in source.speakers} if isinstance(source, SyntheticSource) else {}
+    stats = {s: SplitStats() for s in (*SPLITS, UNASSIGNED)}
+    clips: dict[str, list[SpeechClip]] = defaultdict(list)
+    standardize = _Standardizer(params)
+    seen: set[str] = set()
+    with ExitStack() as stack:  # a failure removes every split's partial shards
+        writers = {s: stack.enter_context(ShardedWriter(out / "corpus" / s, CORPUS_FEATURES, d.max_shard_size))
+                   for s in SPLITS}
+        for row in source.rows():
+            split = split_of.get(row.speaker or "", UNASSIGNED)
+            if isinstance(row, Skipped):
+                stats[split].skipped[row.reason] += 1
+                log.warning("skip %s (%s) %s", row.id, row.reason, row.detail)
+                continue
+            if row.id in seen:
+                stats[split].skipped[A.DUPLICATE_ID] += 1
+                log.warning("skip %s (%s)", row.id, A.DUPLICATE_ID)
+                continue
+            seen.add(row.id)
+            try:
+                wav, rate = row.load()
+                std = standardize(wav, rate)
+            except A.AudioError as err:
+                stats[split].skipped[err.reason] += 1
+                log.warning("skip %s (%s)", row.id, err)
+                continue
+            st = stats[split]
+            st.utterances += 1
+            st.seconds += std.seconds
+            st.speakers.add(row.speaker)
+            st.fixed.update(std.fixes)
+            writers[split].write({
+                "id": row.id, "speaker": row.speaker, "text": row.text, "split": split,
+                "audio": std.audio, "sample_rate": std.sample_rate, "seconds": std.seconds,
+                "words": [{"word": w.word, "start": w.start, "end": w.end} for w in row.words],
+                "voice": row.voice, "source": d.source,
+            })
+            clips[split].append(SpeechClip(row.id, row.speaker, std.seconds, len(row.text.split()),
+                                           gender_of.get(row.speaker)))
+    write_split_index(out / "corpus", SPLITS)
+    for s in SPLITS:
+        if stats[s].utterances == 0:
+            raise SourceError(f"split {s!r} is empty after prepare: check the source and data.splits")
+    return stats, clips
+
+
+class _AudioById:
+    """Random access to one prepared split's audio by utterance id (memory-mapped)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.ds = load_split(directory).with_format("numpy", columns=["audio"])
+        self.index = {uid: i for i, uid in enumerate(load_split(directory)["id"])}
+
+    def __call__(self, uid: str) -> np.ndarray:
+        return self.ds[self.index[uid]]["audio"]
+
+
+def _load_files(
+    paths: Iterable[str], root: str, standardize: _Standardizer, key: str, skipped: Counter
+) -> Iterator[dict]:
+    """Rows ``{key: path, audio}`` for files under ``root``; missing/bad files are counted."""
+    for rel in paths:
+        found = resolve_audio(root, rel)
+        if found is None:
+            skipped[MISSING] += 1
+            log.warning("skip %s (missing under %s)", rel, root)
+            continue
+        try:
+            yield {key: rel, "audio": standardize(*A.read_audio(found)).audio}
+        except A.AudioError as err:
+            skipped[err.reason] += 1
+            log.warning("skip %s (%s)", rel, err)
+
+
+def _write_trials(params: Params, out: Path, clips: dict[str, list[SpeechClip]]) -> dict:
+    t = params.data.trials
+    standardize = _Standardizer(params)
+    skipped: Counter = Counter()
+    if t.voxceleb1_list:
+        trials = read_trials(t.voxceleb1_list)
+        paths = sorted({p for tr in trials for p in (tr.path1, tr.path2)})
+        with ShardedWriter(out / "trial_audio", TRIAL_AUDIO_FEATURES, params.data.max_shard_size) as w:
+            kept = set()
+            for row in _load_files(paths, t.voxceleb1_audio or "", standardize, "path", skipped):
+                w.write(row)
+                kept.add(row["path"])
+        dropped = sum(1 for tr in trials if tr.path1 not in kept or tr.path2 not in kept)
+        trials = [tr for tr in trials if tr.path1 in kept and tr.path2 in kept]
+        origin = str(t.voxceleb1_list)
+    else:
+        trials = make_trials([(c.id, c.speaker) for c in clips["test"]], t.per_class, params.seed)
+        get = _AudioById(out / "corpus" / "test")
+        needed = sorted({p for tr in trials for p in (tr.path1, tr.path2)})
+        with ShardedWriter(out / "trial_audio", TRIAL_AUDIO_FEATURES, params.data.max_shard_size) as w:
+            for path in needed:
+                w.write({"path": path, "audio": get(path.removesuffix(".wav"))})
+        dropped = 0
+        origin = "embedded:test"
+    write_trials(out / "trials.txt", trials)
+    return {
+        "list": origin,
+        "target": sum(tr.label for tr in trials),
+        "nontarget": sum(1 - tr.label for tr in trials),
+        "dropped_missing_audio": dropped,
+        "audio_skipped": dict(sorted(skipped.items())),
+    }
+
+
+def _write_qa(params: Params, out: Path, clips: dict[str, list[SpeechClip]]) -> dict:
+    q = params.data.qa
+    (out / "qa").mkdir(parents=True, exist_ok=True)
+    skipped: Counter = Counter()
+    items: dict[str, list[QaItem]] = {}
+    with ShardedWriter(out / "qa_audio", QA_AUDIO_FEATURES, params.data.max_shard_size) as w:
+        if q.reasonaqa_train:
+            loaded = {"train": read_reasonaqa(q.reasonaqa_train), "test": read_reasonaqa(q.reasonaqa_test or "")}
+            paths = sorted({p for its in loaded.values() for it in its for p in (it.filepath1, it.filepath2) if p})
+            kept = set()
+            for row in _load_files(paths, q.reasonaqa_audio or "", _Standardizer(params), "filepath", skipped):
+                w.write(row)
+                kept.add(row["filepath"])
+            for split, its in loaded.items():
+                items[split] = [it for it in its if it.filepath1 in kept and (not it.filepath2 or it.filepath2 in kept)]
+                skipped["questions_dropped"] += len(its) - len(items[split])
+            origin = str(q.reasonaqa_train)
+        else:
+            counts = {"train": q.train_questions, "test": q.test_questions}
+            for i, (split, n) in enumerate(counts.items()):
+                items[split], specs = plan_questions(clips[split], n, params.seed + 1000 + i, split)
+                w.write_all(render_clips(specs, _AudioById(out / "corpus" / split), params.data.sample_rate))
+            origin = "embedded"
+    for split, its in items.items():
+        write_reasonaqa(out / "qa" / f"{split}.json", its)
+    return {
+        "set": origin,
+        **{f"{split}_questions": len(its) for split, its in items.items()},
+        "types": sorted({it.taskname for its in items.values() for it in its}),
+        "skipped": dict(sorted(skipped.items())),
+    }
+
+
+def run_prepare(params: Params, out: str | Path) -> PrepareResult:
+    """Build everything under ``out`` (replaced atomically on success)."""
+    out = Path(out)
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        stats, clips = _write_corpus(params, tmp)
+        trials = _write_trials(params, tmp, clips)
+        qa = _write_qa(params, tmp, clips)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
+    return PrepareResult(stats, clips, trials, qa)

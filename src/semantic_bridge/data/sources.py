@@ -1,0 +1,254 @@
+"""Corpus sources for ``prepare``: the embedded synthetic corpus, a Hugging Face dataset,
+or a manifest of files. Each yields ``Utterance`` rows (audio read lazily) or ``Skipped``
+rows with a reason; ``prepare`` standardises, splits and writes them.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Optional, Union
+
+import numpy as np
+
+from semantic_bridge.config import DataConfig, SplitConfig
+from semantic_bridge.data.audio import NO_SPEAKER, NO_TEXT, UNREADABLE, read_audio
+from semantic_bridge.data.espeak import Word, engine
+from semantic_bridge.data.sentences import generate_sentences
+
+SPLITS = ("train", "valid", "test", "dev")
+BAD_ROW = "bad_row"
+
+
+class SourceError(ValueError):
+    """A source that cannot be used at all (missing file, missing column): one clear line."""
+
+
+@dataclass
+class Utterance:
+    id: str
+    speaker: str
+    text: str
+    load: Callable[[], tuple[np.ndarray, int]]  # -> (audio [C, N] or [N], sample_rate)
+    words: list[Word] = field(default_factory=list)  # ground-truth timings when known
+    voice: str = ""  # synthesiser voice (embedded corpus), else ""
+
+
+@dataclass
+class Skipped:
+    id: str
+    speaker: Optional[str]
+    reason: str
+    detail: str = ""
+
+
+Row = Union[Utterance, Skipped]
+
+
+def assign_speaker_splits(speakers: list[str], cfg: SplitConfig, seed: int) -> dict[str, str]:
+    """Speaker-disjoint split assignment: a seeded shuffle of the sorted speakers; the
+    first go to test, then valid, then dev; the rest to train."""
+    ordered = sorted(set(speakers))
+    held = cfg.test_speakers + cfg.valid_speakers + cfg.dev_speakers
+    if len(ordered) <= held:
+        raise SourceError(
+            f"data.splits: {len(ordered)} speakers cannot give {held} held-out speakers and a train split"
+        )
+    perm = np.random.default_rng(seed).permutation(len(ordered))
+    shuffled = [ordered[i] for i in perm]
+    out: dict[str, str] = {}
+    bounds = [("test", cfg.test_speakers), ("valid", cfg.valid_speakers), ("dev", cfg.dev_speakers)]
+    i = 0
+    for split, count in bounds:
+        for spk in shuffled[i : i + count]:
+            out[spk] = split
+        i += count
+    for spk in shuffled[i:]:
+        out[spk] = "train"
+    return out
+
+
+# --------------------------------------------------------------------------- synthetic
+@dataclass(frozen=True)
+class SyntheticSpeaker:
+    name: str
+    voice: str
+    pitch: int
+    rate: int
+
+    @property
+    def description(self) -> str:
+        return f"{self.voice}/p{self.pitch}/r{self.rate}"
+
+    @property
+    def gender(self) -> Optional[str]:
+        """'male' / 'female' from espeak's variant name (m*, f*); None for neutral variants."""
+        variant = self.voice.split("+")[-1]
+        return {"m": "male", "f": "female"}.get(variant[:1]) if variant[1:].isdigit() else None
+
+
+class SyntheticSource:
+    """English speech synthesised offline by espeak-ng. Speakers are distinct
+    (voice variant, pitch, rate) triples; sentences are generated and all distinct."""
+
+    def __init__(self, cfg: DataConfig, seed: int) -> None:
+        s = cfg.synthetic
+        rng = np.random.default_rng(seed)
+        # round-robin over voice variants (each with its pitch x rate grid in a seeded
+        # order), so that a small n_speakers still uses every variant
+        grids = []
+        for voice in s.voices:
+            grid = list(itertools.product(s.pitch, s.rate))
+            grids.append([(voice, *grid[i]) for i in rng.permutation(len(grid))])
+        picked = [c for group in itertools.zip_longest(*grids) for c in group if c][: s.n_speakers]
+        self.speakers = [SyntheticSpeaker(f"spk{i:02d}", v, p, r) for i, (v, p, r) in enumerate(picked)]
+        self.per_speaker = s.utterances_per_speaker
+        self.sentences = generate_sentences(len(self.speakers) * self.per_speaker, seed)
+
+    def speaker_names(self) -> list[str]:
+        return [spk.name for spk in self.speakers]
+
+    def rows(self) -> Iterator[Row]:
+        for si, spk in enumerate(self.speakers):
+            for j in range(self.per_speaker):
+                text = self.sentences[si * self.per_speaker + j]
+                synth = engine().synthesize(text, spk.voice, spk.pitch, spk.rate)
+                yield Utterance(
+                    id=f"{spk.name}/{j:04d}",
+                    speaker=spk.name,
+                    text=text,
+                    load=lambda synth=synth: (synth.audio, synth.sample_rate),
+                    words=synth.words,
+                    voice=spk.description,
+                )
+
+
+# --------------------------------------------------------------------------- hf
+class HfSource:
+    """A Hugging Face dataset: a ``save_to_disk`` directory, or a name for ``load_dataset``
+    (the hub is unreachable offline: use a local copy). Column names come from params."""
+
+    def __init__(self, cfg: DataConfig) -> None:
+        import datasets
+
+        h = cfg.hf
+        self.cfg = h
+        path = Path(h.path or "")
+        try:
+            if path.exists():
+                ds = datasets.load_from_disk(str(path))
+            else:
+                ds = datasets.load_dataset(h.path, h.name, split=h.split)
+        except Exception as err:
+            raise SourceError(f"data.hf.path: cannot load {h.path!r}: {str(err).splitlines()[0]}") from None
+        if isinstance(ds, datasets.DatasetDict):
+            if h.split not in ds:
+                raise SourceError(f"data.hf.split: {h.split!r} not in {sorted(ds)}")
+            ds = ds[h.split]
+        needed = [h.audio_column, h.text_column, h.speaker_column] + ([h.id_column] if h.id_column else [])
+        missing = [c for c in needed if c not in ds.column_names]
+        if missing:
+            raise SourceError(f"data.hf: columns {missing} not in dataset columns {ds.column_names}")
+        feature = ds.features[h.audio_column]
+        if isinstance(feature, datasets.Audio):
+            # decode ourselves (libsndfile): no dependency on the datasets audio backend
+            ds = ds.cast_column(h.audio_column, datasets.Audio(decode=False))
+        self.ds = ds
+
+    def speaker_names(self) -> list[str]:
+        return [str(s) for s in self.ds.unique(self.cfg.speaker_column) if s is not None and str(s) != ""]
+
+    def rows(self) -> Iterator[Row]:
+        h = self.cfg
+        for i, row in enumerate(self.ds):
+            uid = str(row[h.id_column]) if h.id_column else f"{i:08d}"
+            speaker = row[h.speaker_column]
+            text = row[h.text_column]
+            if speaker is None or str(speaker) == "":
+                yield Skipped(uid, None, NO_SPEAKER)
+                continue
+            if not isinstance(text, str) or not text.strip():
+                yield Skipped(uid, str(speaker), NO_TEXT)
+                continue
+            yield Utterance(uid, str(speaker), text.strip(), load=lambda a=row[h.audio_column]: _hf_audio(a))
+
+
+def _hf_audio(value) -> tuple[np.ndarray, int]:
+    """Audio from an ``Audio(decode=False)`` cell ({bytes, path}) or an {array, sampling_rate} dict."""
+    from semantic_bridge.data.audio import AudioError
+
+    if isinstance(value, dict) and value.get("array") is not None:
+        return np.asarray(value["array"], dtype=np.float32), int(value["sampling_rate"])
+    if isinstance(value, dict) and value.get("bytes"):
+        return read_audio(value["bytes"])
+    if isinstance(value, dict) and value.get("path"):
+        return read_audio(value["path"])
+    raise AudioError(UNREADABLE, "audio cell has neither bytes, path nor array")
+
+
+# --------------------------------------------------------------------------- manifest
+class ManifestSource:
+    """A JSONL (one object per line) or CSV file with columns ``audio`` (path, absolute or
+    relative to the manifest), ``text``, ``speaker`` and optionally ``id``."""
+
+    REQUIRED = ("audio", "text", "speaker")
+
+    def __init__(self, cfg: DataConfig) -> None:
+        self.path = Path(cfg.manifest.path or "")
+        if not self.path.is_file():
+            raise SourceError(f"data.manifest.path: file not found: {self.path}")
+        self.entries: list[tuple[int, Optional[dict]]] = list(self._read())
+
+    def _read(self) -> Iterator[tuple[int, Optional[dict]]]:
+        suffix = self.path.suffix.lower()
+        with self.path.open(newline="", encoding="utf-8") as f:
+            if suffix == ".csv":
+                reader = csv.DictReader(f)
+                missing = [c for c in self.REQUIRED if c not in (reader.fieldnames or [])]
+                if missing:
+                    raise SourceError(f"{self.path}: CSV header lacks columns {missing}")
+                for line, row in enumerate(reader, start=2):
+                    yield line, row
+            elif suffix in (".jsonl", ".json"):
+                for line, text in enumerate(f, start=1):
+                    if not text.strip():
+                        continue
+                    try:
+                        obj = json.loads(text)
+                    except json.JSONDecodeError:
+                        obj = None
+                    yield line, obj if isinstance(obj, dict) else None
+            else:
+                raise SourceError(f"data.manifest.path: {self.path} must end in .jsonl or .csv")
+
+    def speaker_names(self) -> list[str]:
+        return [str(r["speaker"]) for _, r in self.entries if r and r.get("speaker")]
+
+    def rows(self) -> Iterator[Row]:
+        root = self.path.parent
+        for line, row in self.entries:
+            uid = str((row or {}).get("id") or f"{self.path.stem}-{line:06d}")
+            if row is None or not row.get("audio"):
+                yield Skipped(uid, (row or {}).get("speaker"), BAD_ROW, f"{self.path}:{line}")
+                continue
+            if not row.get("speaker"):
+                yield Skipped(uid, None, NO_SPEAKER, f"{self.path}:{line}")
+                continue
+            text = row.get("text")
+            if not isinstance(text, str) or not text.strip():
+                yield Skipped(uid, str(row["speaker"]), NO_TEXT, f"{self.path}:{line}")
+                continue
+            audio_path = Path(row["audio"])
+            audio_path = audio_path if audio_path.is_absolute() else root / audio_path
+            yield Utterance(uid, str(row["speaker"]), text.strip(), load=lambda p=audio_path: read_audio(p))
+
+
+def make_source(cfg: DataConfig, seed: int) -> Union[SyntheticSource, HfSource, ManifestSource]:
+    if cfg.source == "synthetic":
+        return SyntheticSource(cfg, seed)
+    if cfg.source == "hf":
+        return HfSource(cfg)
+    return ManifestSource(cfg)

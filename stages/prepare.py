@@ -1,0 +1,21 @@
+"""DVC stage ``prepare``: corpus source -> 24 kHz mono sharded datasets, trial list, QA set.
+
+    python stages/prepare.py --out data/prepared --metrics metrics/prepare.json
+"""
+
+from semantic_bridge.data.prepare import run_prepare
+from semantic_bridge.stage import stage_main, write_json
+
+
+def add_args(parser):
+    parser.add_argument("--out", default="data/prepared", help="output directory")
+    parser.add_argument("--metrics", default="metrics/prepare.json", help="metrics JSON")
+
+
+def run(params, args):
+    result = run_prepare(params, args.out)
+    write_json(args.metrics, result.metrics(params))
+
+
+if __name__ == "__main__":
+    stage_main(__doc__.splitlines()[0], run, add_args)
