@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -47,14 +48,17 @@ class SplitConfig:
 
 @dataclass
 class SyntheticConfig:
-    """The embedded corpus: espeak-ng speech, speakers = voice variant x pitch x rate."""
+    """The embedded corpus: espeak-ng speech, speakers = voice variant x pitch x rate.
+
+    Voices are variants whose output is deterministic: espeak-ng's breathy variants
+    (f2, f3, f5) read uninitialised noise state and would break byte-identical corpora."""
 
     n_speakers: int = 32
     utterances_per_speaker: int = 20
     voices: list[str] = field(
         default_factory=lambda: [
             "en-us+m1", "en-us+m3", "en-us+m7", "en+m2", "en+m4", "en+m6",
-            "en-us+f1", "en-us+f3", "en+f2", "en+f4", "en-us+klatt", "en+klatt2",
+            "en-us+f1", "en-us+f4", "en+Annie", "en+belinda", "en+linda", "en+anika",
         ]
     )
     pitch: list[int] = field(default_factory=lambda: [35, 50, 65])  # espeak 0..99
@@ -332,13 +336,14 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     if not path.is_file():
         raise ConfigError(f"{path}: params file not found")
     try:
-        raw = OmegaConf.load(path)
-    except Exception as err:  # yaml.YAMLError and friends
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ConfigError(f"{path}: not valid YAML: {first}") from None
-    data = OmegaConf.to_container(raw) if raw is not None else {}
+    if data is None:
+        data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: top level must be a mapping of sections")
+        raise ConfigError(f"{path}: top level must be a mapping of sections, got {type(data).__name__}")
     return params_from_dict(data, str(path))
 
 

@@ -8,9 +8,13 @@ the synthesiser's own word timings, kept as ground truth for measuring aligners.
 from __future__ import annotations
 
 import ctypes
-import threading
+import itertools
+import multiprocessing as mp
+import re
+import zlib
 from dataclasses import dataclass
-from typing import Optional
+from pathlib import Path
+from typing import Iterable, Iterator, Optional
 
 import numpy as np
 
@@ -63,9 +67,8 @@ class EspeakError(RuntimeError):
 
 
 class Espeak:
-    """One espeak-ng engine (the library keeps global state: use one per process)."""
-
-    _lock = threading.Lock()
+    """One espeak-ng engine. The library keeps global state: use one per process, and
+    prefer ``synthesize_many``, which gives every utterance a fresh process."""
 
     def __init__(self) -> None:
         import espeakng_loader  # imported here: loading the library is not free
@@ -99,19 +102,18 @@ class Espeak:
 
     def synthesize(self, text: str, voice: str, pitch: int, rate: int) -> Synthesis:
         """Speak ``text`` with ``voice`` (e.g. ``"en-us+f3"``), ``pitch`` 0..99, ``rate`` wpm."""
-        with self._lock:
-            self._chunks, self._events = [], []
-            if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
-                raise EspeakError(f"unknown espeak-ng voice {voice!r}")
-            self._lib.espeak_SetParameter(_PARAM_RATE, int(rate), 0)
-            self._lib.espeak_SetParameter(_PARAM_PITCH, int(pitch), 0)
-            data = text.encode("utf-8")
-            buf = ctypes.create_string_buffer(data)
-            err = self._lib.espeak_Synth(buf, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
-            if err != 0 or self._lib.espeak_Synchronize() != 0:
-                raise EspeakError(f"espeak_Synth failed ({err}) for {text[:40]!r}")
-            pcm = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
-            events = list(self._events)
+        self._chunks, self._events = [], []
+        if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
+            raise EspeakError(f"unknown espeak-ng voice {voice!r}")
+        self._lib.espeak_SetParameter(_PARAM_RATE, int(rate), 0)
+        self._lib.espeak_SetParameter(_PARAM_PITCH, int(pitch), 0)
+        data = text.encode("utf-8")
+        buf = ctypes.create_string_buffer(data)
+        err = self._lib.espeak_Synth(buf, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
+        if err != 0 or self._lib.espeak_Synchronize() != 0:
+            raise EspeakError(f"espeak_Synth failed ({err}) for {text[:40]!r}")
+        pcm = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
+        events = list(self._events)
         audio = pcm.astype(np.float32) / 32768.0
         return Synthesis(audio, self.sample_rate, _word_times(text, events, audio, self.sample_rate))
 
@@ -119,34 +121,97 @@ class Espeak:
 def _word_times(
     text: str, events: list[tuple[int, int, int, int]], audio: np.ndarray, sample_rate: int
 ) -> list[Word]:
-    """Word spans from WORD events: start = the event's time; end = last voiced 5 ms
-    before the next word starts (espeak reports starts only; pauses belong to no word)."""
+    """One span per whitespace-separated word of ``text``.
+
+    espeak reports WORD events with start times only, and sometimes one event for two
+    short words ("There are"). Each event starts a group: the word it points at plus the
+    following words that got no event. A group ends at its last voiced 5 ms before the
+    next group starts (pauses belong to no word); its words split the span in proportion
+    to their character counts.
+    """
     total = len(audio) / sample_rate
-    starts = [(pos, length, ms / 1000.0) for kind, pos, length, ms in events if kind == _EVENT_WORD]
-    chars = list(text)
+    tokens = [(m.start(), m.group()) for m in re.finditer(r"\S+", text)]
+    if not tokens:
+        return []
     hop = max(1, int(0.005 * sample_rate))
     n_hops = len(audio) // hop
-    energy = np.sqrt(np.mean(audio[: n_hops * hop].reshape(n_hops, hop) ** 2, axis=1)) if n_hops else np.zeros(0)
+    frames = audio[: n_hops * hop].reshape(n_hops, hop) if n_hops else np.zeros((0, hop))
+    energy = np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1))
     voiced = energy > max(1e-4, 0.02 * (energy.max() if len(energy) else 0.0))
-    words: list[Word] = []
-    for i, (pos, length, start) in enumerate(starts):
-        token = "".join(chars[pos - 1 : pos - 1 + length]).strip(" .,;:!?\"'()")
-        if not token:
+    # event -> index of the token holding its (1-based) character position
+    starts: dict[int, float] = {}
+    for kind, pos, _length, ms in events:
+        if kind != _EVENT_WORD:
             continue
-        limit = starts[i + 1][2] if i + 1 < len(starts) else total
+        idx = max((i for i, (off, _) in enumerate(tokens) if off <= pos - 1), default=0)
+        starts.setdefault(idx, ms / 1000.0)
+    if 0 not in starts:
+        starts[0] = min(starts.values(), default=0.0)
+    heads = sorted(starts)
+    words: list[Word] = []
+    for g, head in enumerate(heads):
+        members = range(head, heads[g + 1] if g + 1 < len(heads) else len(tokens))
+        start = starts[head]
+        limit = starts[heads[g + 1]] if g + 1 < len(heads) else total
         lo, hi = int(start / 0.005), min(int(limit / 0.005), len(voiced))
         active = np.flatnonzero(voiced[lo:hi])
-        end = (lo + active[-1] + 1) * 0.005 if len(active) else limit
-        words.append(Word(token, round(start, 4), round(min(max(end, start), total), 4)))
-    return words
+        end = min(max((lo + active[-1] + 1) * 0.005 if len(active) else limit, start), total)
+        chars = [len(tokens[i][1]) for i in members]
+        edges = start + (end - start) * np.concatenate([[0], np.cumsum(chars)]) / sum(chars)
+        for k, i in enumerate(members):
+            word = tokens[i][1].strip(".,;:!?\"'()")
+            words.append(Word(word, round(float(edges[k]), 4), round(float(edges[k + 1]), 4)))
+    return [w for w in words if w.word]
 
 
-_ENGINE: Optional[Espeak] = None
+def variant_gender(voice: str) -> Optional[str]:
+    """'male' / 'female' from the ``gender`` line of the voice's variant file (``en+f4`` ->
+    ``voices/!v/f4``); None when the variant states none or does not exist."""
+    import espeakng_loader
+
+    if "+" not in voice:
+        return None
+    path = Path(espeakng_loader.get_data_path()) / "voices" / "!v" / voice.split("+", 1)[1]
+    if not path.is_file():
+        return None
+    for line in path.read_text(errors="replace").splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[0] == "gender" and fields[1] in ("male", "female"):
+            return fields[1]
+    return None
 
 
-def engine() -> Espeak:
-    """The process's espeak-ng engine, created on first use."""
-    global _ENGINE
-    if _ENGINE is None:
-        _ENGINE = Espeak()
-    return _ENGINE
+@dataclass(frozen=True)
+class SynthJob:
+    text: str
+    voice: str  # e.g. "en-us+f3"
+    pitch: int  # 0..99
+    rate: int  # words per minute
+
+
+def _synthesize_fresh(job: SynthJob) -> Synthesis:
+    # breathy variants (f3, ...) draw noise from libc rand(): seed it from the job itself
+    ctypes.CDLL(None).srand(zlib.crc32(f"{job.text}|{job.voice}|{job.pitch}|{job.rate}".encode()))
+    return Espeak().synthesize(job.text, job.voice, job.pitch, job.rate)
+
+
+def synthesize_many(jobs: Iterable[SynthJob], workers: int = 2, chunk: int = 64) -> Iterator[Synthesis]:
+    """Synthesise ``jobs`` in order, each in a freshly forked process.
+
+    Why: espeak-ng keeps internal state from one utterance to the next (the same text
+    twice in one engine gives different samples) and some voices use libc ``rand()``, so
+    a corpus made in one engine would depend on the order of synthesis. A fresh process
+    per utterance, with ``rand`` seeded from the job, makes every utterance a pure
+    function of (text, voice, pitch, rate). Costs ~15 ms per utterance;
+    at most ``chunk`` results are held at once.
+    """
+    ctx = mp.get_context("fork")
+    with ctx.Pool(max(1, workers), maxtasksperchild=1) as pool:
+        it = iter(jobs)
+        while batch := list(itertools.islice(it, chunk)):
+            yield from pool.imap(_synthesize_fresh, batch)
+
+
+def synthesize(text: str, voice: str, pitch: int, rate: int) -> Synthesis:
+    """One utterance, synthesised in a fresh process (see ``synthesize_many``)."""
+    return next(synthesize_many([SynthJob(text, voice, pitch, rate)], workers=1))

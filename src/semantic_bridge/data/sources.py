@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Union
@@ -16,7 +17,7 @@ import numpy as np
 
 from semantic_bridge.config import DataConfig, SplitConfig
 from semantic_bridge.data.audio import NO_SPEAKER, NO_TEXT, UNREADABLE, read_audio
-from semantic_bridge.data.espeak import Word, engine
+from semantic_bridge.data.espeak import EspeakError, SynthJob, Word, synthesize_many, variant_gender
 from semantic_bridge.data.sentences import generate_sentences
 
 SPLITS = ("train", "valid", "test", "dev")
@@ -85,9 +86,8 @@ class SyntheticSpeaker:
 
     @property
     def gender(self) -> Optional[str]:
-        """'male' / 'female' from espeak's variant name (m*, f*); None for neutral variants."""
-        variant = self.voice.split("+")[-1]
-        return {"m": "male", "f": "female"}.get(variant[:1]) if variant[1:].isdigit() else None
+        """'male' / 'female' as the espeak-ng voice variant states it; None if it does not."""
+        return variant_gender(self.voice)
 
 
 class SyntheticSource:
@@ -106,24 +106,32 @@ class SyntheticSource:
         picked = [c for group in itertools.zip_longest(*grids) for c in group if c][: s.n_speakers]
         self.speakers = [SyntheticSpeaker(f"spk{i:02d}", v, p, r) for i, (v, p, r) in enumerate(picked)]
         self.per_speaker = s.utterances_per_speaker
+        self.workers = min(4, os.cpu_count() or 1)
         self.sentences = generate_sentences(len(self.speakers) * self.per_speaker, seed)
 
     def speaker_names(self) -> list[str]:
         return [spk.name for spk in self.speakers]
 
     def rows(self) -> Iterator[Row]:
-        for si, spk in enumerate(self.speakers):
-            for j in range(self.per_speaker):
-                text = self.sentences[si * self.per_speaker + j]
-                synth = engine().synthesize(text, spk.voice, spk.pitch, spk.rate)
-                yield Utterance(
-                    id=f"{spk.name}/{j:04d}",
-                    speaker=spk.name,
-                    text=text,
-                    load=lambda synth=synth: (synth.audio, synth.sample_rate),
-                    words=synth.words,
-                    voice=spk.description,
-                )
+        meta = [(spk, j, self.sentences[si * self.per_speaker + j])
+                for si, spk in enumerate(self.speakers) for j in range(self.per_speaker)]
+        jobs = (SynthJob(text, spk.voice, spk.pitch, spk.rate) for spk, _, text in meta)
+        try:
+            yield from self._rows(meta, synthesize_many(jobs, self.workers))
+        except EspeakError as err:
+            raise SourceError(f"data.synthetic.voices: {err}") from None
+
+    @staticmethod
+    def _rows(meta, synths) -> Iterator[Row]:
+        for (spk, j, text), synth in zip(meta, synths):
+            yield Utterance(
+                id=f"{spk.name}/{j:04d}",
+                speaker=spk.name,
+                text=text,
+                load=lambda synth=synth: (synth.audio, synth.sample_rate),
+                words=synth.words,
+                voice=spk.description,
+            )
 
 
 # --------------------------------------------------------------------------- hf
