@@ -1,0 +1,97 @@
+"""End to end through DVC: the real dvc.yaml on the real params.yaml (shrunk), then
+push to a remote and pull into a fresh clone."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, shrink
+
+pytestmark = pytest.mark.slow
+
+
+def sh(*cmd, cwd, check=True):
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t", "DVC_NO_ANALYTICS": "1"}
+    proc = subprocess.run(list(cmd), cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc.stdout + proc.stderr
+
+
+def dvc(*args, cwd, check=True):
+    return sh(sys.executable, "-m", "dvc", *args, cwd=cwd, check=check)
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, raw_params):
+    """A git + DVC project made of this repo's pipeline files and DVC config (its default
+    remote re-pointed at a temp dir, so tests never touch the user's remote)."""
+    work = tmp_path_factory.mktemp("dvc") / "work"
+    work.mkdir()
+    sh("git", "init", "-q", "-b", "main", cwd=work)
+    dvc("init", "-q", cwd=work)
+    for name in ("dvc.yaml", "stages", "src", ".dvc/config", ".dvcignore", ".gitignore"):
+        src, dst = REPO / name, work / name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(src, dst)
+    (work / "params.yaml").write_text(yaml.safe_dump(shrink(raw_params), sort_keys=False))
+    remote = work.parent / "remote"
+    dvc("remote", "modify", "local", "url", str(remote), cwd=work)
+    return work, remote
+
+
+def test_repro_status_push_and_pull_into_a_fresh_clone(project):
+    work, remote = project
+    dvc("repro", cwd=work)
+    assert (work / "metrics/prepare.json").is_file()
+    assert (work / "data/prepared/corpus/train/state.json").is_file()
+    assert "up to date" in dvc("status", cwd=work)
+    again = dvc("repro", cwd=work)
+    assert "didn't change, skipping" in again and "Running stage" not in again
+
+    sh("git", "add", "-A", cwd=work)
+    sh("git", "commit", "-qm", "pipeline", cwd=work)
+    dvc("push", cwd=work)
+    assert any(remote.rglob("*"))
+
+    clone = work.parent / "clone"
+    sh("git", "clone", "-q", str(work), str(clone), cwd=work.parent)
+    assert not (clone / "data").exists()
+    dvc("pull", cwd=clone)
+    assert tree(clone / "data/prepared") == tree(work / "data/prepared")
+    assert "up to date" in dvc("status", cwd=clone)
+
+
+def test_params_only_invalidate_the_stages_that_read_them(project):
+    work, _ = project
+    dvc("repro", cwd=work)
+    params_path = work / "params.yaml"
+    original = params_path.read_text()
+    try:
+        raw = yaml.safe_load(original)
+        raw["codebooks"]["dropout"] = 0.3
+        raw["train"]["steps"] = 7
+        params_path.write_text(yaml.safe_dump(raw, sort_keys=False))
+        assert "up to date" in dvc("status", cwd=work)  # training knobs leave the data alone
+        raw["data"]["min_seconds"] = 0.6
+        params_path.write_text(yaml.safe_dump(raw, sort_keys=False))
+        status = dvc("status", cwd=work)
+        assert "prepare" in status and "modified" in status
+    finally:
+        params_path.write_text(original)
