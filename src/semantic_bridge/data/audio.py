@@ -14,8 +14,6 @@ from typing import Optional
 
 import numpy as np
 import soundfile as sf
-import torch
-import torchaudio.functional as AF
 
 # skip reasons (stable names: they appear in metrics files)
 UNREADABLE = "unreadable"
@@ -72,6 +70,9 @@ def resample(audio: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
     """Band-limited resampling (torchaudio's windowed sinc) of ``audio[..., N]``."""
     if orig_rate == new_rate:
         return audio.astype(np.float32, copy=False)
+    import torch  # imported on first use: stages that never resample start faster
+    import torchaudio.functional as AF
+
     out = AF.resample(torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)), orig_rate, new_rate)
     return out.numpy()
 
