@@ -285,11 +285,37 @@ def test_hf_source_from_disk_with_audio_feature(tmp_path, tiny_raw):
     check_broken_run(params, out, result)
 
 
+def test_hf_source_through_load_dataset_on_a_folder_of_parquet_files(tmp_path, tiny_raw):
+    """The load_dataset(name) code path, offline: a local folder laid out like a hub repo."""
+    rows = [r for r in make_broken_corpus(tmp_path / "audio") if not r["id"].startswith("b-")]
+    root = tmp_path / "audio"
+    table = {
+        "id": [r["id"] for r in rows],
+        "audio": [{"bytes": (root / r["audio"]).read_bytes(), "path": r["audio"]} for r in rows],
+        "text": [r["text"] for r in rows],
+        "speaker_id": [r["speaker"] for r in rows],
+    }
+    repo = tmp_path / "hub_repo" / "data"
+    repo.mkdir(parents=True)
+    datasets.Dataset.from_dict(table).to_parquet(str(repo / "train-00000-of-00001.parquet"))
+    tiny_raw["data"]["source"] = "hf"
+    tiny_raw["data"]["hf"]["path"] = str(tmp_path / "hub_repo")
+    tiny_raw["data"]["splits"] = {"valid_speakers": 1, "test_speakers": 2, "dev_speakers": 1}
+    params = params_from_dict(tiny_raw)
+    result = run_prepare(params, tmp_path / "prepared")
+    m = result.metrics(params)
+    assert sum(m["splits"][s]["utterances"] for s in SPLITS) == len(rows) - 1  # one duplicate id
+    assert m["splits"]["train"]["fixed"] == {A.RESAMPLED: m["splits"]["train"]["utterances"]}
+
+
 def test_hf_source_errors(tmp_path, tiny_raw):
     datasets.Dataset.from_dict({"id": ["a"], "text": ["x"]}).save_to_disk(str(tmp_path / "ds"))
     tiny_raw["data"]["source"] = "hf"
     tiny_raw["data"]["hf"]["path"] = str(tmp_path / "ds")
     with pytest.raises(SourceError, match=r"columns \['audio', 'speaker_id'\]"):
+        run_prepare(params_from_dict(tiny_raw), tmp_path / "out")
+    tiny_raw["data"]["hf"]["path"] = str(tmp_path / "no_such_dataset")
+    with pytest.raises(SourceError, match="data.hf.path: cannot load"):
         run_prepare(params_from_dict(tiny_raw), tmp_path / "out")
 
 

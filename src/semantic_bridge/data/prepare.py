@@ -164,8 +164,9 @@ class _AudioById:
     """Random access to one prepared split's audio by utterance id (memory-mapped)."""
 
     def __init__(self, directory: Path) -> None:
-        self.ds = load_split(directory).with_format("numpy", columns=["audio"])
-        self.index = {uid: i for i, uid in enumerate(load_split(directory)["id"])}
+        ds = load_split(directory)
+        self.index = {uid: i for i, uid in enumerate(ds["id"])}
+        self.ds = ds.with_format("numpy", columns=["audio"])
 
     def __call__(self, uid: str) -> np.ndarray:
         return self.ds[self.index[uid]]["audio"]
@@ -212,6 +213,8 @@ def _write_trials(params: Params, out: Path, clips: dict[str, list[SpeechClip]])
                 w.write({"path": path, "audio": get(path.removesuffix(".wav"))})
         dropped = 0
         origin = "embedded:test"
+    if not trials:
+        raise SourceError(f"trial list {origin}: no trial left with readable audio")
     write_trials(out / "trials.txt", trials)
     return {
         "list": origin,

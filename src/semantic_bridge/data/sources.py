@@ -16,7 +16,7 @@ from typing import Callable, Iterator, Optional, Union
 import numpy as np
 
 from semantic_bridge.config import DataConfig, SplitConfig
-from semantic_bridge.data.audio import NO_SPEAKER, NO_TEXT, UNREADABLE, read_audio
+from semantic_bridge.data.audio import NO_SPEAKER, NO_TEXT, UNREADABLE, AudioError, read_audio
 from semantic_bridge.data.espeak import EspeakError, SynthJob, Word, synthesize_many, variant_gender
 from semantic_bridge.data.sentences import generate_sentences
 
@@ -136,8 +136,9 @@ class SyntheticSource:
 
 # --------------------------------------------------------------------------- hf
 class HfSource:
-    """A Hugging Face dataset: a ``save_to_disk`` directory, or a name for ``load_dataset``
-    (the hub is unreachable offline: use a local copy). Column names come from params."""
+    """A Hugging Face dataset: a ``save_to_disk`` directory, or anything ``load_dataset``
+    takes (a hub name, or a local folder of parquet/csv files; offline, the hub is out of
+    reach: use a local copy). Column names come from params."""
 
     def __init__(self, cfg: DataConfig) -> None:
         import datasets
@@ -145,10 +146,11 @@ class HfSource:
         h = cfg.hf
         self.cfg = h
         path = Path(h.path or "")
+        saved = any((path / f).is_file() for f in ("state.json", "dataset_dict.json"))
         try:
-            if path.exists():
+            if saved:  # written by save_to_disk
                 ds = datasets.load_from_disk(str(path))
-            else:
+            else:  # a dataset name, or a local folder of data files (parquet, csv, ...)
                 ds = datasets.load_dataset(h.path, h.name, split=h.split)
         except Exception as err:
             raise SourceError(f"data.hf.path: cannot load {h.path!r}: {str(err).splitlines()[0]}") from None
@@ -186,8 +188,6 @@ class HfSource:
 
 def _hf_audio(value) -> tuple[np.ndarray, int]:
     """Audio from an ``Audio(decode=False)`` cell ({bytes, path}) or an {array, sampling_rate} dict."""
-    from semantic_bridge.data.audio import AudioError
-
     if isinstance(value, dict) and value.get("array") is not None:
         return np.asarray(value["array"], dtype=np.float32), int(value["sampling_rate"])
     if isinstance(value, dict) and value.get("bytes"):
