@@ -172,7 +172,8 @@ def make_broken_corpus(root: Path) -> list[dict]:
     broken = root / "broken"
     broken.mkdir()
     write_wav(broken / "stereo48k.wav", tone(1.0, 48000, channels=2), 48000)  # fixed, not skipped
-    (broken / "empty.wav").write_bytes(b"")
+    (broken / "empty.wav").write_bytes(b"")  # 0 bytes: libsndfile cannot open it
+    write_wav(broken / "header_only.wav", np.zeros(0, np.float32), 16000)  # valid WAV, no samples
     (broken / "garbage.wav").write_bytes(b"RIFF....WAVEfmt nonsense")
     write_wav(broken / "silent.wav", np.zeros(16000, np.float32), 16000)
     write_wav(broken / "short.wav", tone(0.1, 16000), 16000)
@@ -182,6 +183,7 @@ def make_broken_corpus(root: Path) -> list[dict]:
     rows += [
         {"id": "b-stereo", "audio": "broken/stereo48k.wav", "text": "two channels", "speaker": "s0"},
         {"id": "b-empty", "audio": "broken/empty.wav", "text": "nothing", "speaker": "s0"},
+        {"id": "b-header", "audio": "broken/header_only.wav", "text": "no samples", "speaker": "s0"},
         {"id": "b-garbage", "audio": "broken/garbage.wav", "text": "garbage", "speaker": "s0"},
         {"id": "b-silent", "audio": "broken/silent.wav", "text": "quiet", "speaker": "s0"},
         {"id": "b-short", "audio": "broken/short.wav", "text": "short", "speaker": "s0"},
@@ -201,7 +203,7 @@ def manifest_params(tiny_raw, path):
     return params_from_dict(tiny_raw)
 
 
-EXPECTED_SKIPS = {A.UNREADABLE: 3, A.SILENT: 1, A.TOO_SHORT: 1, A.NOT_FINITE: 1,
+EXPECTED_SKIPS = {A.UNREADABLE: 3, A.EMPTY: 1, A.SILENT: 1, A.TOO_SHORT: 1, A.NOT_FINITE: 1,
                   A.NO_TEXT: 1, A.DUPLICATE_ID: 1}
 
 
