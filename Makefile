@@ -12,8 +12,8 @@ setup: .venv/.setup-done
 	bash scripts/setup.sh
 	touch $@
 
-repro: setup          ## run the DVC pipeline, then push its outputs to the default remote
-	$(RUN) dvc repro
+repro: setup          ## run the DVC pipeline (pulling outputs the remote already has), then push
+	$(RUN) dvc repro --pull
 	$(RUN) dvc push
 
 test: setup           ## all tests (unit + end-to-end DVC smoke tests)
