@@ -95,3 +95,10 @@ def test_params_only_invalidate_the_stages_that_read_them(project):
         assert "prepare" in status and "modified" in status
     finally:
         params_path.write_text(original)
+
+
+def test_committed_dvc_lock_matches_the_code_and_params():
+    """dvc.lock on main must describe the committed code: after a change, run `make repro`
+    and commit dvc.lock with it (outputs may be absent here: only deps/params are checked)."""
+    status = dvc("status", cwd=REPO)
+    assert "changed deps" not in status, f"dvc.lock is stale, run `make repro`:\n{status}"
