@@ -51,7 +51,8 @@ class SyntheticConfig:
     """The embedded corpus: espeak-ng speech, speakers = voice variant x pitch x rate.
 
     Voices are variants whose output is deterministic: espeak-ng's breathy variants
-    (f2, f3, f5) read uninitialised noise state and would break byte-identical corpora."""
+    (f2, f3, f5) give different samples from run to run (measured; rand() seeded or not)
+    and would break byte-identical corpora."""
 
     n_speakers: int = 32
     utterances_per_speaker: int = 20

@@ -23,7 +23,6 @@ _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _INITIALIZE_DONT_EXIT = 0x8000
 _EVENT_LIST_TERMINATED = 0
 _EVENT_WORD = 1
-_EVENT_MSG_TERMINATED = 6
 _PARAM_RATE = 1
 _PARAM_PITCH = 3
 _POS_CHARACTER = 1
@@ -101,7 +100,7 @@ class Espeak:
         return 0  # 0 = continue synthesis
 
     def synthesize(self, text: str, voice: str, pitch: int, rate: int) -> Synthesis:
-        """Speak ``text`` with ``voice`` (e.g. ``"en-us+f3"``), ``pitch`` 0..99, ``rate`` wpm."""
+        """Speak ``text`` with ``voice`` (e.g. ``"en-us+f4"``), ``pitch`` 0..99, ``rate`` wpm."""
         self._chunks, self._events = [], []
         if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
             raise EspeakError(f"unknown espeak-ng voice {voice!r}")
@@ -184,13 +183,15 @@ def variant_gender(voice: str) -> Optional[str]:
 @dataclass(frozen=True)
 class SynthJob:
     text: str
-    voice: str  # e.g. "en-us+f3"
+    voice: str  # e.g. "en-us+f4"
     pitch: int  # 0..99
     rate: int  # words per minute
 
 
 def _synthesize_fresh(job: SynthJob) -> Synthesis:
-    # breathy variants (f3, ...) draw noise from libc rand(): seed it from the job itself
+    # espeak's noise sources call libc rand(): seed it from the job, not the process's
+    # history. (The breathy variants f2/f3/f5 still vary from run to run: the default
+    # voice list leaves them out.)
     ctypes.CDLL(None).srand(zlib.crc32(f"{job.text}|{job.voice}|{job.pitch}|{job.rate}".encode()))
     return Espeak().synthesize(job.text, job.voice, job.pitch, job.rate)
 

@@ -20,7 +20,7 @@ from contextlib import ExitStack
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Optional
+from typing import Iterable, Iterator
 
 import datasets
 import numpy as np

@@ -123,7 +123,7 @@ class SyntheticSource:
 
     @staticmethod
     def _rows(meta, synths) -> Iterator[Row]:
-        for (spk, j, text), synth in zip(meta, synths):
+        for (spk, j, text), synth in zip(meta, synths, strict=True):
             yield Utterance(
                 id=f"{spk.name}/{j:04d}",
                 speaker=spk.name,
