@@ -120,12 +120,6 @@ def standardize(
     return Standardized(np.ascontiguousarray(mono, dtype=np.float32), target_rate, fixes)
 
 
-def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
-    """16-bit PCM WAV (for listening and for tools that want files)."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16")
-
-
 def n_frames(n_samples: int, samples_per_frame: int) -> int:
     """Frames covering ``n_samples`` (DESIGN.md §2: ``ceil(n / 1920)`` at 24 kHz, 12.5 Hz)."""
     return -(-n_samples // samples_per_frame)
