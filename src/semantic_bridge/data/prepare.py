@@ -13,6 +13,7 @@ Output layout (``out``, one DVC output, moved into place only when complete)::
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
@@ -20,7 +21,7 @@ from contextlib import ExitStack
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import datasets
 import numpy as np
@@ -98,16 +99,11 @@ class PrepareResult:
         }
 
 
-class _Standardizer:
-    """Params-bound ``audio.standardize`` that raises ``AudioError`` for skips."""
-
-    def __init__(self, params: Params) -> None:
-        d = params.data
-        self.kw = dict(target_rate=d.sample_rate, min_seconds=d.min_seconds,
-                       max_seconds=d.max_seconds, silence_dbfs=d.silence_dbfs)
-
-    def __call__(self, audio: np.ndarray, rate: int) -> A.Standardized:
-        return A.standardize(audio, rate, **self.kw)
+def _standardizer(params: Params) -> Callable[[np.ndarray, int], A.Standardized]:
+    """``audio.standardize`` bound to the ``data`` params; raises ``AudioError`` for skips."""
+    d = params.data
+    return functools.partial(A.standardize, target_rate=d.sample_rate, min_seconds=d.min_seconds,
+                             max_seconds=d.max_seconds, silence_dbfs=d.silence_dbfs)
 
 
 def _write_corpus(params: Params, out: Path) -> tuple[dict[str, SplitStats], dict[str, list[SpeechClip]]]:
@@ -117,7 +113,7 @@ def _write_corpus(params: Params, out: Path) -> tuple[dict[str, SplitStats], dic
     gender_of = {s.name: s.gender for s in source.speakers} if isinstance(source, SyntheticSource) else {}
     stats = {s: SplitStats() for s in (*SPLITS, UNASSIGNED)}
     clips: dict[str, list[SpeechClip]] = defaultdict(list)
-    standardize = _Standardizer(params)
+    standardize = _standardizer(params)
     seen: set[str] = set()
     with ExitStack() as stack:  # a failure removes every split's partial shards
         writers = {s: stack.enter_context(ShardedWriter(out / "corpus" / s, CORPUS_FEATURES, d.max_shard_size))
@@ -173,7 +169,11 @@ class _AudioById:
 
 
 def _load_files(
-    paths: Iterable[str], root: str, standardize: _Standardizer, key: str, skipped: Counter
+    paths: Iterable[str],
+    root: str,
+    standardize: Callable[[np.ndarray, int], A.Standardized],
+    key: str,
+    skipped: Counter,
 ) -> Iterator[dict]:
     """Rows ``{key: path, audio}`` for files under ``root``; missing/bad files are counted."""
     for rel in paths:
@@ -191,7 +191,7 @@ def _load_files(
 
 def _write_trials(params: Params, out: Path, clips: dict[str, list[SpeechClip]]) -> dict:
     t = params.data.trials
-    standardize = _Standardizer(params)
+    standardize = _standardizer(params)
     skipped: Counter = Counter()
     if t.voxceleb1_list:
         trials = read_trials(t.voxceleb1_list)
@@ -235,7 +235,7 @@ def _write_qa(params: Params, out: Path, clips: dict[str, list[SpeechClip]]) -> 
             loaded = {"train": read_reasonaqa(q.reasonaqa_train), "test": read_reasonaqa(q.reasonaqa_test or "")}
             paths = sorted({p for its in loaded.values() for it in its for p in (it.filepath1, it.filepath2) if p})
             kept = set()
-            for row in _load_files(paths, q.reasonaqa_audio or "", _Standardizer(params), "filepath", skipped):
+            for row in _load_files(paths, q.reasonaqa_audio or "", _standardizer(params), "filepath", skipped):
                 w.write(row)
                 kept.add(row["filepath"])
             for split, its in loaded.items():

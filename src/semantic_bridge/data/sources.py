@@ -117,21 +117,17 @@ class SyntheticSource:
                 for si, spk in enumerate(self.speakers) for j in range(self.per_speaker)]
         jobs = (SynthJob(text, spk.voice, spk.pitch, spk.rate) for spk, _, text in meta)
         try:
-            yield from self._rows(meta, synthesize_many(jobs, self.workers))
+            for (spk, j, text), synth in zip(meta, synthesize_many(jobs, self.workers), strict=True):
+                yield Utterance(
+                    id=f"{spk.name}/{j:04d}",
+                    speaker=spk.name,
+                    text=text,
+                    load=lambda synth=synth: (synth.audio, synth.sample_rate),
+                    words=synth.words,
+                    voice=spk.description,
+                )
         except EspeakError as err:
             raise SourceError(f"data.synthetic.voices: {err}") from None
-
-    @staticmethod
-    def _rows(meta, synths) -> Iterator[Row]:
-        for (spk, j, text), synth in zip(meta, synths, strict=True):
-            yield Utterance(
-                id=f"{spk.name}/{j:04d}",
-                speaker=spk.name,
-                text=text,
-                load=lambda synth=synth: (synth.audio, synth.sample_rate),
-                words=synth.words,
-                voice=spk.description,
-            )
 
 
 # --------------------------------------------------------------------------- hf
