@@ -62,8 +62,3 @@ def test_read_audio_returns_channels_first(tmp_path):
     path = write_wav(tmp_path / "s.wav", tone(0.5, 16000, channels=2), 16000)
     x, rate = A.read_audio(path)
     assert rate == 16000 and x.shape == (2, 8000)
-
-
-@pytest.mark.parametrize("n, frames", [(1, 1), (1919, 1), (1920, 1), (1921, 2), (24000 * 4, 50)])
-def test_frame_count_contract(n, frames):
-    assert A.n_frames(n, 1920) == frames

@@ -6,6 +6,7 @@ import datasets
 import numpy as np
 import pytest
 
+from semantic_bridge.data import shards as S
 from semantic_bridge.data.shards import ShardedWriter, load_split
 
 FEATURES = datasets.Features({"id": datasets.Value("string"),
@@ -54,3 +55,51 @@ def test_identical_rows_give_identical_bytes(tmp_path):
             w.write_all(rows(12))
     for f in sorted((tmp_path / "a").iterdir()):
         assert f.read_bytes() == (tmp_path / "b" / f.name).read_bytes(), f.name
+
+
+FRAME_FEATURES = datasets.Features({
+    "id": datasets.Value("string"),
+    "feat": datasets.Array2D((None, 3), "float16"),
+    "mask": datasets.List(datasets.Value("bool")),
+    "words": datasets.List({"word": datasets.Value("string"), "start": datasets.Value("float32")}),
+})
+
+
+def frame_rows(n):
+    for i in range(n):
+        t = i % 5  # includes zero-frame rows
+        yield {"id": f"u{i:03d}", "feat": np.arange(t * 3, dtype=np.float16).reshape(t, 3) + i,
+               "mask": [bool(k % 2) for k in range(t)], "words": [{"word": "w", "start": float(i)}]}
+
+
+@pytest.mark.parametrize("start, stop", [(0, None), (7, 23), (0, 1), (39, 40), (10, 10), (5, 200)])
+def test_iter_rows_streams_any_range_across_shards(tmp_path, start, stop):
+    out = tmp_path / "ds"
+    with ShardedWriter(out, FRAME_FEATURES, max_shard_size=300, writer_batch_size=3) as w:
+        w.write_all(frame_rows(40))
+    assert len(list(out.glob("*.arrow"))) > 3 and S.num_rows(out) == 40
+    expected = list(frame_rows(40))[start:stop]
+    got = list(S.iter_rows(out, start, stop))
+    assert [r["id"] for r in got] == [r["id"] for r in expected]
+    for g, e in zip(got, expected):
+        assert g["feat"].dtype == np.float16 and g["feat"].shape == e["feat"].shape
+        np.testing.assert_array_equal(g["feat"], e["feat"])
+        np.testing.assert_array_equal(g["mask"], np.array(e["mask"], bool))
+        assert g["words"] == e["words"]
+    # the same rows as datasets' own (memory-mapped) reader
+    ds = load_split(out).with_format("numpy")
+    if expected:
+        np.testing.assert_array_equal(ds[start]["feat"].astype(np.float16), got[0]["feat"])
+
+
+def test_write_shard_is_atomic(tmp_path):
+    path = tmp_path / "shard.arrow"
+
+    def failing():
+        yield from frame_rows(3)
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        S.write_shard(path, FRAME_FEATURES, failing())
+    assert not path.exists()
+    assert S.write_shard(path, FRAME_FEATURES, frame_rows(3)) == 3 and path.exists()

@@ -183,6 +183,14 @@ class LlmConfig:
 class TeachersConfig:
     wavlm: WavlmConfig = field(default_factory=WavlmConfig)
     llm: LlmConfig = field(default_factory=LlmConfig)
+    max_shard_size: str = "500MB"  # output shard = unit of resume and of data parallelism
+    nproc_per_node: int = 1  # torchrun processes (one per GPU) for wavlm and qwen
+
+    def __post_init__(self) -> None:
+        _positive("teachers.nproc_per_node", self.nproc_per_node)
+        for key, layer in (("wavlm", self.wavlm.layer), ("llm", self.llm.layer)):
+            if layer < 0:
+                raise ConfigError(f"teachers.{key}.layer: must be >= 0, got {layer}")
 
 
 # --------------------------------------------------------------------------- merge

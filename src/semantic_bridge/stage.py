@@ -14,9 +14,10 @@ from semantic_bridge.config import ConfigError, Params, load_params
 from semantic_bridge.data.audio import AudioError
 from semantic_bridge.data.evalsets import EvalSetError
 from semantic_bridge.data.sources import SourceError
+from semantic_bridge.frames import FrameError
 
 # errors that mean "your input is wrong", reported as one line (no traceback)
-USER_ERRORS = (ConfigError, SourceError, EvalSetError, AudioError, FileNotFoundError)
+USER_ERRORS = (ConfigError, SourceError, EvalSetError, AudioError, FrameError, FileNotFoundError)
 
 
 def stage_main(description: str, run: Callable[[Params, argparse.Namespace], None],

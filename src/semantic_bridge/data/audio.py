@@ -120,10 +120,5 @@ def standardize(
     return Standardized(np.ascontiguousarray(mono, dtype=np.float32), target_rate, fixes)
 
 
-def n_frames(n_samples: int, samples_per_frame: int) -> int:
-    """Frames covering ``n_samples`` (DESIGN.md §2: ``ceil(n / 1920)`` at 24 kHz, 12.5 Hz)."""
-    return -(-n_samples // samples_per_frame)
-
-
 def rms_dbfs(audio: np.ndarray, floor: Optional[float] = 1e-10) -> float:
     return float(10 * np.log10(max(float(np.mean(np.square(audio, dtype=np.float64))), floor)))

@@ -15,11 +15,15 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Iterator, Optional
 
 import datasets
+import numpy as np
+import pyarrow as pa
 from datasets.arrow_writer import ArrowWriter
 from datasets.utils.py_utils import convert_file_size_to_int
+
+ROWS_FILE = "rows.json"  # rows per Arrow file, beside state.json
 
 
 class ShardedWriter:
@@ -84,27 +88,7 @@ class ShardedWriter:
             writer = self._open_shard()
             writer.finalize()
             writer.close()
-        n = len(self._shards)
-        names = []
-        digest = hashlib.sha256()
-        for i, path in enumerate(self._shards):
-            name = f"data-{i:05d}-of-{n:05d}.arrow"
-            path.rename(self.tmp / name)
-            names.append(name)
-            digest.update((self.tmp / name).read_bytes())
-        state = {
-            "_data_files": [{"filename": name} for name in names],
-            "_fingerprint": digest.hexdigest()[:16],
-            "_format_columns": None,
-            "_format_kwargs": {},
-            "_format_type": None,
-            "_output_all_columns": False,
-            "_split": None,
-        }
-        info = {"citation": "", "description": "", "features": self.features.to_dict(),
-                "homepage": "", "license": ""}
-        (self.tmp / "state.json").write_text(json.dumps(state, indent=2, sort_keys=True))
-        (self.tmp / "dataset_info.json").write_text(json.dumps(info, indent=2, sort_keys=True))
+        finalize_dir(self.tmp, self._shards, self.features)
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
@@ -115,6 +99,159 @@ class ShardedWriter:
         self._finish()
         shutil.rmtree(self.directory, ignore_errors=True)
         os.replace(self.tmp, self.directory)
+
+
+def write_shard(path: str | Path, features: datasets.Features, rows: Iterable[dict[str, Any]],
+                writer_batch_size: int = 32) -> int:
+    """Write ``rows`` to one Arrow file at ``path``, atomically (``.tmp`` + rename).
+
+    Returns the row count. A crash mid-write leaves only ``path.tmp``, never ``path``.
+    """
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    writer = ArrowWriter(features=features, path=str(tmp), writer_batch_size=writer_batch_size,
+                         fingerprint="0" * 16)
+    try:
+        for row in rows:
+            writer.write(row)
+        n, _ = writer.finalize()
+    finally:
+        writer.close()
+    os.replace(tmp, path)
+    return n
+
+
+def finalize_dir(directory: str | Path, shards: list[Path], features: datasets.Features) -> None:
+    """Turn Arrow files in ``directory`` into the ``save_to_disk`` layout, in the given order.
+
+    Renames them ``data-XXXXX-of-YYYYY.arrow`` and writes ``state.json``,
+    ``dataset_info.json`` and ``rows.json`` (rows per file, so readers can skip whole
+    files without opening them).
+    """
+    directory = Path(directory)
+    n = len(shards)
+    names, rows = [], {}
+    digest = hashlib.sha256()
+    for i, path in enumerate(shards):
+        name = f"data-{i:05d}-of-{n:05d}.arrow"
+        target = directory / name
+        if Path(path) != target:
+            os.replace(path, target)
+        names.append(name)
+        with open(target, "rb") as handle:  # hashed in chunks: shards are hundreds of MB
+            for chunk in iter(lambda: handle.read(1 << 24), b""):
+                digest.update(chunk)
+        rows[name] = _count_rows(target)
+    state = {
+        "_data_files": [{"filename": name} for name in names],
+        "_fingerprint": digest.hexdigest()[:16],
+        "_format_columns": None,
+        "_format_kwargs": {},
+        "_format_type": None,
+        "_output_all_columns": False,
+        "_split": None,
+    }
+    info = {"citation": "", "description": "", "features": features.to_dict(),
+            "homepage": "", "license": ""}
+    (directory / "state.json").write_text(json.dumps(state, indent=2, sort_keys=True))
+    (directory / "dataset_info.json").write_text(json.dumps(info, indent=2, sort_keys=True))
+    (directory / ROWS_FILE).write_text(json.dumps(rows, indent=2, sort_keys=True))
+
+
+def _count_rows(path: Path) -> int:
+    with pa.OSFile(str(path)) as source:
+        return sum(batch.num_rows for batch in pa.ipc.open_stream(source))
+
+
+# --------------------------------------------------------------------------- reading
+def _data_files(directory: Path) -> list[Path]:
+    state_path = directory / "state.json"
+    if not state_path.is_file():
+        raise FileNotFoundError(f"{directory}: not a dataset written by this pipeline (no state.json)")
+    state = json.loads(state_path.read_text())
+    return [directory / f["filename"] for f in state["_data_files"]]
+
+
+def read_features(directory: str | Path) -> datasets.Features:
+    info = json.loads(Path(directory, "dataset_info.json").read_text())
+    return datasets.Features.from_dict(info["features"])
+
+
+def shard_rows(directory: str | Path) -> list[tuple[Path, int]]:
+    """``(file, rows)`` for each Arrow file of a split, in order."""
+    directory = Path(directory)
+    files = _data_files(directory)
+    index_path = directory / ROWS_FILE
+    index = json.loads(index_path.read_text()) if index_path.is_file() else {}
+    return [(f, index[f.name] if f.name in index else _count_rows(f)) for f in files]
+
+
+def num_rows(directory: str | Path) -> int:
+    return sum(n for _, n in shard_rows(directory))
+
+
+def iter_batches(directory: str | Path, start: int = 0, stop: Optional[int] = None,
+                 columns: Optional[list[str]] = None) -> Iterator[pa.RecordBatch]:
+    """Record batches holding rows ``[start, stop)`` of a split, read as a stream.
+
+    Files are read sequentially, not memory-mapped, so resident memory stays at one
+    batch whatever the size of the split; files before ``start`` are skipped unread.
+    """
+    offset = 0
+    for path, n in shard_rows(directory):
+        if stop is not None and offset >= stop:
+            return
+        if offset + n <= start:
+            offset += n
+            continue
+        with pa.OSFile(str(path)) as source:
+            for batch in pa.ipc.open_stream(source):
+                lo, hi = offset, offset + batch.num_rows
+                offset = hi
+                a, b = max(start, lo), hi if stop is None else min(stop, hi)
+                if a >= b:
+                    if stop is not None and lo >= stop:
+                        break
+                    continue
+                batch = batch.slice(a - lo, b - a)
+                if columns is not None:
+                    batch = batch.select(columns)
+                yield batch
+
+
+def iter_rows(directory: str | Path, start: int = 0, stop: Optional[int] = None,
+              columns: Optional[list[str]] = None) -> Iterator[dict[str, Any]]:
+    """Rows ``[start, stop)`` of a split as dicts; numeric list and array columns come as
+    numpy arrays (``audio[N]``, ``wavlm[T, D]``, ``llm_mask[T]``), the rest as Python values."""
+    for batch in iter_batches(directory, start, stop, columns):
+        converted = {name: _to_rows(batch.column(name)) for name in batch.schema.names}
+        for i in range(batch.num_rows):
+            yield {name: values[i] for name, values in converted.items()}
+
+
+def _to_rows(column: pa.Array) -> list[Any]:
+    """Per-row values of one column; numeric lists (and lists of them) as numpy arrays."""
+    if isinstance(column.type, pa.ExtensionType):  # datasets' Array2D: list<list<value>>
+        width = column.type.shape[1]
+        storage = column.storage
+        outer = storage.offsets.to_numpy()
+        inner = storage.values.offsets.to_numpy()
+        values = storage.values.values.to_numpy(zero_copy_only=False)
+        return [values[inner[outer[i]]:inner[outer[i + 1]]].reshape(-1, width).copy()
+                for i in range(len(storage))]
+    if pa.types.is_list(column.type) and _is_numeric(column.type.value_type):
+        return _numeric_rows(column)
+    return column.to_pylist()
+
+
+def _is_numeric(t: pa.DataType) -> bool:
+    return pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_boolean(t)
+
+
+def _numeric_rows(column: pa.Array) -> list[np.ndarray]:
+    values = column.values.to_numpy(zero_copy_only=False)
+    offsets = column.offsets.to_numpy()
+    return [values[offsets[i]:offsets[i + 1]].copy() for i in range(len(column))]
 
 
 def write_split_index(directory: str | Path, splits: Iterable[str]) -> None:

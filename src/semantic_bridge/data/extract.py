@@ -1,0 +1,293 @@
+"""The engine the teacher stages share: sharded, resumable, data-parallel extraction.
+
+Each input split is cut into *units*: contiguous row ranges whose output fills about
+``max_shard_size``. A unit becomes exactly one output shard, so
+
+* **memory is flat**: rows stream through in windows (``window`` rows at a time, sorted
+  by length inside the window for padding-efficient batches, written back in input
+  order); nothing grows with the corpus;
+* **resume is free**: a unit is written to ``<unit>.arrow.tmp`` and renamed when complete,
+  so after a crash (even ``kill -9``) the work directory holds whole units only, and a
+  re-run skips them; a work directory made for other inputs or settings is discarded;
+* **data parallel is plain torchrun**: rank ``r`` of ``K`` takes units ``r, r+K, ...``
+  (``torchrun --nproc_per_node K``; one GPU per rank); rank 0 assembles the units in plan
+  order after a barrier, so the output is the same for any ``K``.
+
+The output appears at ``out/<split>`` (``save_to_disk`` layout) only when every unit is
+done; the work directory ``<out>.work`` is removed then. Rows keep the input order
+(skipped rows are left out and counted), so ``merge`` joins stages by walking them
+side by side.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Optional, Protocol, Union
+
+import datasets
+import torch
+from datasets.utils.py_utils import convert_file_size_to_int
+
+from semantic_bridge.data import shards
+
+log = logging.getLogger(__name__)
+
+WINDOW = 256  # rows read ahead and length-sorted for batching
+
+
+@dataclass(frozen=True)
+class Skip:
+    """An input row the extractor could not use, with a stable reason for the metrics."""
+
+    id: str
+    reason: str
+    detail: str = ""
+
+
+class Extractor(Protocol):
+    """What a teacher stage plugs into ``run_extraction``."""
+
+    features: datasets.Features  # of the output rows
+    input_columns: list[str]
+    size_column: str  # a cheap input column that ``row_bytes`` turns into output bytes
+
+    def identity(self) -> dict[str, Any]:
+        """Everything that changes the output (model, layer, ...): a changed identity
+        discards unfinished work instead of resuming it."""
+
+    def row_bytes(self, size: Any) -> int:
+        """Approximate output bytes of a row whose ``size_column`` is ``size``."""
+
+    def process(self, rows: list[dict[str, Any]]) -> Iterator[Union[dict[str, Any], Skip]]:
+        """One output row or ``Skip`` per input row, in input order."""
+
+
+@dataclass(frozen=True)
+class Unit:
+    split: str
+    index: int
+    start: int
+    stop: int
+
+
+@dataclass
+class ExtractionResult:
+    rows: dict[str, int] = field(default_factory=dict)  # per split
+    skipped: dict[str, dict[str, int]] = field(default_factory=dict)  # per split, per reason
+    units: int = 0
+    resumed_units: int = 0  # found finished in the work directory
+
+
+# --------------------------------------------------------------------------- distributed
+@dataclass(frozen=True)
+class Dist:
+    """This process's place in a torchrun job (rank 0 of 1 when run plainly)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @classmethod
+    def from_env(cls) -> "Dist":
+        return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+                   int(os.environ.get("LOCAL_RANK", 0)))
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device(f"cuda:{self.local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+
+    def init(self) -> None:
+        if self.world_size > 1 and not torch.distributed.is_initialized():
+            backend = "nccl" if torch.cuda.is_available() else "gloo"
+            if torch.cuda.is_available():
+                torch.cuda.set_device(self.local_rank)
+            # ranks meet only at the start and the end; a long shard must not time out
+            torch.distributed.init_process_group(backend, timeout=timedelta(hours=24))
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            torch.distributed.barrier()
+
+    def close(self) -> None:
+        if self.world_size > 1 and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on GPU; full precision on CPU (where bf16 is slow and the models tiny)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+# --------------------------------------------------------------------------- planning
+def plan_units(input_dir: Path, split: str, extractor: Extractor, max_bytes: int) -> list[Unit]:
+    """Cut a split into contiguous units of about ``max_bytes`` output each."""
+    units: list[Unit] = []
+    start = row = 0
+    size = 0
+    for batch in shards.iter_batches(input_dir, columns=[extractor.size_column]):
+        for value in batch.column(0).to_pylist():
+            size += extractor.row_bytes(value)
+            row += 1
+            if size >= max_bytes:
+                units.append(Unit(split, len(units), start, row))
+                start, size = row, 0
+    if row > start:
+        units.append(Unit(split, len(units), start, row))
+    return units
+
+
+def _windows(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    window: list[dict[str, Any]] = []
+    for row in rows:
+        window.append(row)
+        if len(window) == size:
+            yield window
+            window = []
+    if window:
+        yield window
+
+
+# --------------------------------------------------------------------------- running
+def _unit_paths(work: Path, unit: Unit) -> tuple[Path, Path]:
+    base = work / unit.split / f"unit-{unit.index:05d}"
+    return base.with_suffix(".arrow"), base.with_suffix(".json")
+
+
+def _run_unit(extractor: Extractor, input_dir: Path, unit: Unit, work: Path) -> None:
+    arrow, stats_path = _unit_paths(work, unit)
+    counts: Counter[str] = Counter()
+    n_rows = 0
+
+    def outputs() -> Iterator[dict[str, Any]]:
+        nonlocal n_rows
+        rows = shards.iter_rows(input_dir, unit.start, unit.stop, extractor.input_columns)
+        for window in _windows(rows, WINDOW):
+            for out in extractor.process(window):
+                if isinstance(out, Skip):
+                    counts[out.reason] += 1
+                    log.warning("skip %s: %s %s", out.id, out.reason, out.detail)
+                else:
+                    n_rows += 1
+                    yield out
+
+    arrow.parent.mkdir(parents=True, exist_ok=True)
+    shards.write_shard(arrow, extractor.features, outputs())  # atomic: .tmp, then rename
+    # a unit is finished once its stats exist too; a kill between the two redoes it
+    tmp_stats = stats_path.with_name(stats_path.name + ".tmp")
+    tmp_stats.write_text(json.dumps({"rows": n_rows, "skipped": dict(counts)}))
+    os.replace(tmp_stats, stats_path)
+
+
+def _unit_done(work: Path, unit: Unit) -> bool:
+    arrow, stats = _unit_paths(work, unit)
+    return arrow.is_file() and stats.is_file()
+
+
+def _job_key(extractor: Extractor, input_root: Path, splits: list[str], max_bytes: int) -> str:
+    inputs = {s: json.loads((input_root / s / "state.json").read_text())["_fingerprint"] for s in splits}
+    blob = json.dumps({"extractor": extractor.identity(), "inputs": inputs, "max_bytes": max_bytes,
+                       "features": extractor.features.to_dict()}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _prepare_work_dir(work: Path, key: str) -> None:
+    """Keep finished units only if they were made by this very job; drop unfinished files."""
+    job = work / "job.json"
+    if work.exists() and (not job.is_file() or json.loads(job.read_text()).get("key") != key):
+        log.info("discarding %s: made for other inputs or settings", work)
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    job.write_text(json.dumps({"key": key}))
+    for stale in work.rglob("*.tmp"):  # left by a killed run: never part of an output
+        stale.unlink()
+
+
+def run_extraction(
+    extractor: Extractor,
+    input_root: str | Path,
+    out_root: str | Path,
+    splits: list[str],
+    max_shard_size: str | int,
+    dist: Optional[Dist] = None,
+) -> Optional[ExtractionResult]:
+    """Extract every split of ``input_root`` into ``out_root``; see the module docstring.
+
+    Returns the result on rank 0 and None on other ranks.
+    """
+    dist = dist or Dist.from_env()
+    input_root, out_root = Path(input_root), Path(out_root)
+    work = out_root.with_name(out_root.name + ".work")
+    max_bytes = convert_file_size_to_int(max_shard_size)
+    for split in splits:
+        if not (input_root / split / "state.json").is_file():
+            raise FileNotFoundError(f"{input_root / split}: input split not found")
+    key = _job_key(extractor, input_root, splits, max_bytes)
+    if dist.rank == 0:
+        _prepare_work_dir(work, key)
+    dist.barrier()
+
+    plan = [u for split in splits for u in plan_units(input_root / split, split, extractor, max_bytes)]
+    mine = plan[dist.rank :: dist.world_size]
+    resumed = 0
+    for unit in mine:
+        if _unit_done(work, unit):
+            resumed += 1
+            continue
+        log.info("rank %d: %s unit %d/%d (rows %d..%d)", dist.rank, unit.split, unit.index + 1,
+                 sum(u.split == unit.split for u in plan), unit.start, unit.stop)
+        _run_unit(extractor, input_root / unit.split, unit, work)
+    if resumed:
+        log.info("rank %d: resumed, %d finished units kept", dist.rank, resumed)
+    resumed_all = torch.tensor([resumed])
+    if dist.world_size > 1:
+        torch.distributed.all_reduce(resumed_all)
+    dist.barrier()
+    if dist.rank != 0:
+        dist.barrier()
+        return None
+    result = _assemble(extractor, plan, splits, work, out_root)
+    result.resumed_units = int(resumed_all.item())
+    dist.barrier()
+    return result
+
+
+def _assemble(extractor: Extractor, plan: list[Unit], splits: list[str], work: Path, out_root: Path
+              ) -> ExtractionResult:
+    """Rank 0: move every finished unit into its split, in plan order, then publish."""
+    result = ExtractionResult(units=len(plan))
+    final = work / "_final"
+    shutil.rmtree(final, ignore_errors=True)
+    for split in splits:
+        target = final / split
+        target.mkdir(parents=True)
+        units = [u for u in plan if u.split == split]
+        files, rows, skipped = [], 0, Counter()
+        for unit in units:
+            arrow, stats_path = _unit_paths(work, unit)
+            if not _unit_done(work, unit):
+                raise RuntimeError(f"{split} unit {unit.index} is missing after all ranks finished")
+            stats = json.loads(stats_path.read_text())
+            rows += stats["rows"]
+            skipped.update(stats["skipped"])
+            moved = target / arrow.name
+            os.replace(arrow, moved)
+            files.append(moved)
+        if not files:  # an empty split is still a loadable dataset
+            files.append(target / "empty.arrow")
+            shards.write_shard(files[0], extractor.features, [])
+        shards.finalize_dir(target, files, extractor.features)
+        result.rows[split] = rows
+        result.skipped[split] = dict(sorted(skipped.items()))
+    shards.write_split_index(final, splits)
+    shutil.rmtree(out_root, ignore_errors=True)
+    os.replace(final, out_root)
+    shutil.rmtree(work)
+    return result

@@ -1,0 +1,138 @@
+"""The ``merge`` stage: join corpus, alignment and teacher features into training tuples.
+
+Every upstream stage writes its rows in corpus order (leaving out what it skipped), so
+the join walks the four datasets side by side: flat memory, one pass. Each row's
+per-frame arrays are checked against the frame contract (``ceil(samples / 1920)``); a
+mismatch is a counted skip (``frames_<stage>``), never a silent trim. Output: one
+sharded dataset per split at ``<out>/<split>``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import datasets
+import numpy as np
+
+from semantic_bridge.config import Params
+from semantic_bridge.data import shards
+from semantic_bridge.data.align import WORD
+from semantic_bridge.data.teachers import SPLITS
+from semantic_bridge.frames import n_frames
+
+log = logging.getLogger(__name__)
+
+
+class MergeError(ValueError):
+    """Upstream outputs that break the join contract (not a per-row problem)."""
+
+
+def features(wavlm_dim: int, llm_dim: int) -> datasets.Features:
+    return datasets.Features({
+        "id": datasets.Value("string"),
+        "speaker": datasets.Value("string"),
+        "text": datasets.Value("string"),
+        "words": datasets.List(WORD),
+        "audio": datasets.List(datasets.Value("float32")),
+        "sample_rate": datasets.Value("int32"),
+        "n_frames": datasets.Value("int32"),
+        "wavlm": datasets.Array2D((None, wavlm_dim), "float16"),
+        "llm": datasets.Array2D((None, llm_dim), "float16"),
+        "llm_mask": datasets.List(datasets.Value("bool")),
+    })
+
+
+class _Side:
+    """One upstream stage's rows, consumed in corpus order."""
+
+    def __init__(self, name: str, directory: Path, columns: list[str]) -> None:
+        self.name = name
+        self.rows = shards.iter_rows(directory, columns=columns)
+        self.head: Optional[dict[str, Any]] = next(self.rows, None)
+
+    def take(self, row_id: str) -> Optional[dict[str, Any]]:
+        if self.head is None or self.head["id"] != row_id:
+            return None  # skipped upstream
+        row, self.head = self.head, next(self.rows, None)
+        return row
+
+
+@dataclass
+class MergeResult:
+    rows: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, dict[str, int]] = field(default_factory=dict)
+    hours: dict[str, float] = field(default_factory=dict)
+    llm_masked_fraction: dict[str, float] = field(default_factory=dict)
+
+    def metrics(self, params: Params) -> dict[str, Any]:
+        return {
+            "scale": params.scale,
+            "rows": self.rows,
+            "hours": self.hours,
+            "skipped": self.skipped,
+            "skipped_total": sum(sum(v.values()) for v in self.skipped.values()),
+            "llm_masked_fraction": self.llm_masked_fraction,
+            "teachers": {"wavlm": params.teachers.wavlm.model, "wavlm_layer": params.teachers.wavlm.layer,
+                         "llm": params.teachers.llm.model, "llm_layer": params.teachers.llm.layer},
+        }
+
+
+def _join(corpus: Path, aligned: Path, wavlm: Path, llm: Path, counts: Counter, stats: Counter
+          ) -> Iterator[dict[str, Any]]:
+    sides = [_Side("align", aligned, ["id", "words"]), _Side("wavlm", wavlm, ["id", "wavlm"]),
+             _Side("qwen", llm, ["id", "llm", "llm_mask"])]
+    for row in shards.iter_rows(corpus, columns=["id", "speaker", "text", "audio", "sample_rate"]):
+        parts = {side.name: side.take(row["id"]) for side in sides}
+        missing = [name for name, part in parts.items() if part is None]
+        if missing:
+            counts[f"missing_{missing[0]}"] += 1
+            continue
+        frames = n_frames(len(row["audio"]), row["sample_rate"])
+        lengths = {"wavlm": len(parts["wavlm"]["wavlm"]), "qwen": len(parts["qwen"]["llm"]),
+                   "qwen_mask": len(parts["qwen"]["llm_mask"])}
+        bad = [name for name, n in lengths.items() if n != frames]
+        if bad:
+            counts[f"frames_{bad[0]}"] += 1
+            log.warning("skip %s: %s has %d frames, the audio has %d", row["id"], bad[0], lengths[bad[0]], frames)
+            continue
+        stats["seconds"] += len(row["audio"]) / row["sample_rate"]
+        stats["frames"] += frames
+        stats["masked"] += int(frames - np.count_nonzero(parts["qwen"]["llm_mask"]))
+        yield {**row, "words": parts["align"]["words"], "n_frames": frames, "wavlm": parts["wavlm"]["wavlm"],
+               "llm": parts["qwen"]["llm"], "llm_mask": parts["qwen"]["llm_mask"]}
+    for side in sides:
+        if side.head is not None:
+            raise MergeError(f"{side.name} row {side.head['id']!r} is not in the corpus, or out of corpus order")
+
+
+def _dim(directory: Path, column: str) -> int:
+    return int(shards.read_features(directory)[column].shape[1])
+
+
+def run_merge(params: Params, corpus: str | Path, aligned: str | Path, wavlm: str | Path, llm: str | Path,
+              out: str | Path) -> MergeResult:
+    corpus, aligned, wavlm, llm, out = map(Path, (corpus, aligned, wavlm, llm, out))
+    result = MergeResult()
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for split in SPLITS:
+        feats = features(_dim(wavlm / split, "wavlm"), _dim(llm / split, "llm"))
+        counts: Counter[str] = Counter()
+        stats: Counter[str] = Counter()
+        with shards.ShardedWriter(tmp / split, feats, params.merge.max_shard_size) as writer:
+            writer.write_all(_join(corpus / split, aligned / split, wavlm / split, llm / split, counts, stats))
+            result.rows[split] = writer.num_rows
+        result.skipped[split] = dict(sorted(counts.items()))
+        result.hours[split] = round(stats["seconds"] / 3600, 4)
+        result.llm_masked_fraction[split] = round(stats["masked"] / max(stats["frames"], 1), 4)
+        log.info("%s: %d rows, %d skipped", split, writer.num_rows, sum(counts.values()))
+    shards.write_split_index(tmp, SPLITS)
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
+    return result

@@ -1,0 +1,129 @@
+"""WavLM (or any WavLM/HuBERT-family model) features at the codec's frame rate.
+
+Per utterance of ``T`` codec frames: resample 24 kHz -> 16 kHz; zero-pad the end to
+``4T * 320 + 80`` samples, so the 25 ms / 20 ms CNN yields exactly ``4T`` frames (the
+codec also zero-pads its last, partial frame); take ``hidden_states[layer]``; average
+each run of 4 frames (50 Hz -> 12.5 Hz). WavLM frame ``j`` is centred at
+``20 j + 12.5`` ms, so frames ``4t .. 4t+3`` are exactly those centred inside codec frame
+``t``. Output ``wavlm[T, D]`` float16.
+
+Batches are length-sorted and hold at most ``batch_seconds`` of (padded) audio. Padding
+cannot change results for models with a layer-norm CNN (WavLM-Large, HuBERT-Large:
+``feat_extract_norm == "layer"``), which take an attention mask; group-norm models
+(the *-base ones) normalise over the padded length, so they run one utterance at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterator, Union
+
+import datasets
+import numpy as np
+import torch
+
+from semantic_bridge.config import WavlmConfig
+from semantic_bridge.data.audio import resample
+from semantic_bridge.data.extract import Skip, autocast
+from semantic_bridge.data.layers import check_dim, check_model_path, load_for_layer, select_layer
+from semantic_bridge.frames import FRAME_RATE, FrameError, check_frames, n_frames
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+HOP = 320  # 20 ms at 16 kHz
+WINDOW = 400  # 25 ms
+PER_FRAME = 4  # 50 Hz frames per 12.5 Hz frame
+
+
+def padded_length(frames: int) -> int:
+    """16 kHz samples that give exactly ``PER_FRAME * frames`` CNN frames."""
+    return PER_FRAME * frames * HOP + (WINDOW - HOP)
+
+
+def pool(hidden: np.ndarray | torch.Tensor, frames: int) -> torch.Tensor:
+    """Mean of each run of 4 frames: ``[4T, D] -> [T, D]``."""
+    hidden = torch.as_tensor(hidden)
+    check_frames("wavlm (50 Hz)", hidden.shape[0], PER_FRAME * frames)
+    return hidden.reshape(frames, PER_FRAME, -1).mean(dim=1)
+
+
+class WavlmExtractor:
+    input_columns = ["id", "audio", "sample_rate"]
+    size_column = "seconds"
+
+    def __init__(self, cfg: WavlmConfig, device: torch.device) -> None:
+        from transformers import AutoFeatureExtractor
+
+        check_model_path(cfg.model, "teachers.wavlm.model")
+        self.cfg = cfg
+        self.device = device
+        self.feature_extractor = AutoFeatureExtractor.from_pretrained(cfg.model)
+        if self.feature_extractor.sampling_rate != SAMPLE_RATE:
+            raise ValueError(f"{cfg.model}: expects {self.feature_extractor.sampling_rate} Hz, not 16 kHz")
+        self.model = load_for_layer(cfg.model, cfg.layer, "teachers.wavlm.layer").to(device)
+        check_dim(self.model, cfg.dim, "teachers.wavlm.dim", cfg.model)
+        self.padding_safe = getattr(self.model.config, "feat_extract_norm", "layer") == "layer"
+        if not self.padding_safe:
+            log.warning("%s has a group-norm CNN: padding would change its output, batching off", cfg.model)
+        self.features = datasets.Features({
+            "id": datasets.Value("string"),
+            "n_frames": datasets.Value("int32"),
+            "wavlm": datasets.Array2D((None, cfg.dim), "float16"),
+        })
+
+    def identity(self) -> dict[str, Any]:
+        return {"stage": "wavlm", "model": self.cfg.model, "layer": self.cfg.layer, "dim": self.cfg.dim}
+
+    def row_bytes(self, seconds: float) -> int:
+        return int(np.ceil(seconds * FRAME_RATE)) * self.cfg.dim * 2 + 64
+
+    def _batches(self, lengths: list[int]) -> list[list[int]]:
+        """Indices grouped into batches of similar length, at most ``batch_seconds`` padded."""
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+        budget = self.cfg.batch_seconds * SAMPLE_RATE
+        batches: list[list[int]] = []
+        for i in order:
+            batch = batches[-1] if batches else None
+            fits = batch is not None and (len(batch) + 1) * lengths[i] <= budget
+            if fits and (self.padding_safe or lengths[batch[0]] == lengths[i]):
+                batch.append(i)
+            else:
+                batches.append([i])
+        return batches
+
+    @torch.inference_mode()
+    def forward(self, waves: list[np.ndarray]) -> list[torch.Tensor]:
+        """``hidden_states[layer]`` for each 16 kHz wave: ``[F_i, D]`` float32 on CPU."""
+        inputs = self.feature_extractor(waves, sampling_rate=SAMPLE_RATE, padding=True,
+                                        return_attention_mask=True, return_tensors="pt")
+        mask = inputs["attention_mask"].to(self.device)
+        with autocast(self.device):
+            out = self.model(inputs["input_values"].to(self.device),
+                             attention_mask=mask if self.padding_safe else None,
+                             output_hidden_states=True)
+        hidden = select_layer(out, self.cfg.layer).float().cpu()
+        lengths = self.model._get_feat_extract_output_lengths(mask.sum(-1)).cpu()
+        return [hidden[i, : int(lengths[i])] for i in range(len(waves))]
+
+    def process(self, rows: list[dict[str, Any]]) -> Iterator[Union[dict[str, Any], Skip]]:
+        waves, frames = [], []
+        for row in rows:
+            t = n_frames(len(row["audio"]), row["sample_rate"])
+            wave = resample(row["audio"], row["sample_rate"], SAMPLE_RATE)[: padded_length(t)]
+            waves.append(np.pad(wave, (0, padded_length(t) - len(wave))))
+            frames.append(t)
+        results: list[Union[dict[str, Any], Skip, None]] = [None] * len(rows)
+        for batch in self._batches([len(w) for w in waves]):
+            for i, hidden in zip(batch, self.forward([waves[i] for i in batch])):
+                row_id = rows[i]["id"]
+                try:
+                    pooled = pool(hidden, frames[i])
+                except FrameError as err:
+                    results[i] = Skip(row_id, "frames", str(err))
+                    continue
+                if not torch.isfinite(pooled).all():
+                    results[i] = Skip(row_id, "not_finite", "non-finite WavLM output")
+                    continue
+                results[i] = {"id": row_id, "n_frames": frames[i], "wavlm": pooled.half().numpy()}
+        yield from results  # type: ignore[misc]

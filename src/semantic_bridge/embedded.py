@@ -1,0 +1,82 @@
+"""Random-weight stand-ins for the pretrained models, for the embedded (offline) scale.
+
+No weights can be downloaded here, so the embedded pipeline runs the *real* model
+classes at tiny width with random weights, saved to ``models/`` and then loaded by the
+stages through the same ``from_pretrained(name_or_path)`` call that loads
+``microsoft/wavlm-large`` or ``Qwen/Qwen2.5-1.5B`` at paper scale. Depth matches the real
+models (24 WavLM layers, 28 Qwen layers) so every layer index valid at paper scale is
+valid here. The numbers they produce test the machinery, not the science.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from semantic_bridge.data.sentences import generate_sentences
+
+WAVLM_LAYERS = 24  # as WavLM-Large
+QWEN_LAYERS = 28  # as Qwen2.5-1.5B
+EOS = "<|endoftext|>"
+
+
+def _seeded(seed: int) -> None:
+    torch.manual_seed(seed)
+
+
+def build_tiny_wavlm(out: str | Path, dim: int, seed: int) -> Path:
+    """WavLM with WavLM-Large's layout (layer-norm CNN, pre-LN transformer) at width ``dim``."""
+    from transformers import Wav2Vec2FeatureExtractor, WavLMConfig, WavLMModel
+
+    config = WavLMConfig(
+        hidden_size=dim, num_hidden_layers=WAVLM_LAYERS, num_attention_heads=4,
+        intermediate_size=2 * dim, conv_dim=(32,) * 7,
+        feat_extract_norm="layer", do_stable_layer_norm=True,  # as wavlm-large: padding-safe
+        num_conv_pos_embeddings=32, num_conv_pos_embedding_groups=4,
+        num_buckets=64, max_bucket_distance=200,
+    )
+    _seeded(seed)
+    model = WavLMModel(config).eval()
+    out = Path(out)
+    model.save_pretrained(out)
+    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0,
+                             do_normalize=True, return_attention_mask=True).save_pretrained(out)
+    return out
+
+
+def train_tokenizer(texts: list[str], vocab_size: int):
+    """A byte-level BPE (Qwen's tokenizer family) trained on ``texts``, wrapped for transformers.
+
+    Byte-level: any text encodes, whatever corpus it was trained on.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOS], show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(texts, trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS, pad_token=EOS)
+
+
+def build_tiny_qwen(out: str | Path, dim: int, seed: int, vocab_size: int = 1024) -> Path:
+    """Qwen2 causal LM (28 layers, width ``dim``) and a byte-level BPE tokenizer trained on
+    sentences from the embedded corpus's grammar."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    tokenizer = train_tokenizer(generate_sentences(4000, seed), vocab_size)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer), hidden_size=dim, num_hidden_layers=QWEN_LAYERS,
+        num_attention_heads=4, num_key_value_heads=2, intermediate_size=2 * dim,
+        max_position_embeddings=2048, tie_word_embeddings=True,
+        eos_token_id=tokenizer.eos_token_id, bos_token_id=None, pad_token_id=tokenizer.pad_token_id,
+    )
+    _seeded(seed)
+    model = Qwen2ForCausalLM(config).eval()
+    out = Path(out)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out

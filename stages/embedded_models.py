@@ -1,0 +1,24 @@
+"""DVC stage ``embedded_models``: random-weight tiny WavLM and Qwen2 (+ tokenizer) for the
+embedded scale, saved where ``teachers.*.model`` points by default.
+
+    python stages/embedded_models.py --out models
+"""
+
+from pathlib import Path
+
+from semantic_bridge.embedded import build_tiny_qwen, build_tiny_wavlm
+from semantic_bridge.stage import stage_main
+
+
+def add_args(parser):
+    parser.add_argument("--out", default="models", help="output directory")
+
+
+def run(params, args):
+    out = Path(args.out)
+    build_tiny_wavlm(out / "tiny-wavlm", params.teachers.wavlm.dim, params.seed)
+    build_tiny_qwen(out / "tiny-qwen", params.teachers.llm.dim, params.seed)
+
+
+if __name__ == "__main__":
+    stage_main(__doc__.splitlines()[0], run, add_args)
