@@ -55,3 +55,33 @@ def write_wav(path: Path, audio: np.ndarray, rate: int, subtype: str = "PCM_16")
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), audio, rate, subtype=subtype)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory, raw_params) -> dict[str, Path]:
+    """The embedded random-weight teachers, built once, saved and loaded back by path."""
+    from semantic_bridge.embedded import build_tiny_qwen, build_tiny_wavlm
+
+    root = tmp_path_factory.mktemp("models")
+    t = raw_params["teachers"]
+    return {"wavlm": build_tiny_wavlm(root / "tiny-wavlm", t["wavlm"]["dim"], raw_params["seed"]),
+            "qwen": build_tiny_qwen(root / "tiny-qwen", t["llm"]["dim"], raw_params["seed"])}
+
+
+@pytest.fixture(scope="session")
+def factory_raw(raw_params, tiny_models) -> dict:
+    """Shrunk params whose teachers point at the session's tiny models."""
+    raw = shrink(raw_params)
+    raw["teachers"]["wavlm"]["model"] = str(tiny_models["wavlm"])
+    raw["teachers"]["llm"]["model"] = str(tiny_models["qwen"])
+    return raw
+
+
+@pytest.fixture(scope="session")
+def prepared_tiny(tmp_path_factory, factory_raw) -> Path:
+    """A shrunk embedded corpus (8 speakers x 3 utterances), prepared once per session."""
+    from semantic_bridge.data.prepare import run_prepare
+
+    out = tmp_path_factory.mktemp("prepared") / "prepared"
+    run_prepare(params_from_dict(factory_raw), out)
+    return out

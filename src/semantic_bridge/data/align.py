@@ -101,14 +101,18 @@ def _sphinx_decoder():
     return _decoder
 
 
-def sphinx_align(audio: np.ndarray, sample_rate: int, words: list[str]) -> Times | AlignError:
-    """Forced alignment of ``words`` to ``audio`` with pocketsphinx (100 frames/s)."""
+def to_pcm16k(audio: np.ndarray, sample_rate: int) -> bytes:
+    """16 kHz 16-bit little-endian PCM, pocketsphinx's input."""
+    wave = resample(audio, sample_rate, 16000)
+    return (np.clip(wave, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+
+
+def sphinx_align(pcm: bytes, words: list[str]) -> Times | AlignError:
+    """Forced alignment of ``words`` to 16 kHz PCM with pocketsphinx (100 frames/s)."""
     decoder = _sphinx_decoder()
     missing = [w for w in words if decoder.lookup_word(w) is None]
     if missing:
         return AlignError(OOV, ", ".join(sorted(set(missing))[:5]))
-    wave = resample(audio, sample_rate, 16000)
-    pcm = (np.clip(wave, -1.0, 1.0) * 32767).astype("<i2").tobytes()
     try:
         decoder.set_align_text(" ".join(words))
         decoder.start_utt()
@@ -124,21 +128,25 @@ def sphinx_align(audio: np.ndarray, sample_rate: int, words: list[str]) -> Times
     return [(a / 100.0, (b + 1) / 100.0) for _, a, b in found]
 
 
-def _sphinx_job(item: Item) -> Times | AlignError:
-    return sphinx_align(item.audio, item.sample_rate, item.words)
+def _sphinx_job(job: tuple[bytes, list[str]]) -> Times | AlignError:
+    return sphinx_align(*job)
 
 
 class PocketsphinxAligner:
+    """Resampling runs here (torch); workers run pocketsphinx only. They are spawned, not
+    forked: forking a process whose torch/OpenMP threads are running can deadlock."""
+
     name = "pocketsphinx"
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
-        self._pool = mp.get_context("fork").Pool(workers) if workers > 1 else None
+        self._pool = mp.get_context("spawn").Pool(workers) if workers > 1 else None
 
     def align_batch(self, items):
+        jobs = [(to_pcm16k(it.audio, it.sample_rate), it.words) for it in items]
         if self._pool is None:
-            return [_sphinx_job(item) for item in items]
-        return self._pool.map(_sphinx_job, items, chunksize=max(1, len(items) // (4 * self.workers)))
+            return [_sphinx_job(job) for job in jobs]
+        return self._pool.map(_sphinx_job, jobs, chunksize=max(1, len(jobs) // (4 * self.workers)))
 
     def close(self) -> None:
         if self._pool is not None:
