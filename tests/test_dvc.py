@@ -3,12 +3,14 @@ push to a remote and pull into a fresh clone."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import datasets
 import pytest
 import yaml
 
@@ -61,6 +63,10 @@ def test_repro_status_push_and_pull_into_a_fresh_clone(project):
     dvc("repro", cwd=work)
     assert (work / "metrics/prepare.json").is_file()
     assert (work / "data/prepared/corpus/train/state.json").is_file()
+    merged = datasets.load_from_disk(str(work / "data/merged"))
+    assert set(merged) == {"train", "valid", "test"} and merged["train"].num_rows > 0
+    for name in ("align", "wavlm", "qwen", "merge"):
+        assert json.loads((work / f"metrics/{name}.json").read_text())["scale"] == "embedded"
     assert "up to date" in dvc("status", cwd=work)
     again = dvc("repro", cwd=work)
     assert "didn't change, skipping" in again and "Running stage" not in again
@@ -75,6 +81,7 @@ def test_repro_status_push_and_pull_into_a_fresh_clone(project):
     assert not (clone / "data").exists()
     dvc("pull", cwd=clone)
     assert tree(clone / "data/prepared") == tree(work / "data/prepared")
+    assert tree(clone / "data/merged") == tree(work / "data/merged")
     assert "up to date" in dvc("status", cwd=clone)
 
 
@@ -93,6 +100,31 @@ def test_params_only_invalidate_the_stages_that_read_them(project):
         params_path.write_text(yaml.safe_dump(raw, sort_keys=False))
         status = dvc("status", cwd=work)
         assert "prepare" in status and "modified" in status
+    finally:
+        params_path.write_text(original)
+
+
+def changed_stages(status: str) -> set[str]:
+    """Stage names in `dvc status` output (unindented ``name:`` lines)."""
+    return {line[:-1] for line in status.splitlines() if line.endswith(":") and not line[0].isspace()}
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda raw: raw["teachers"]["wavlm"].update(layer=7), {"wavlm", "merge"}),
+    (lambda raw: raw["teachers"]["llm"].update(layer=20), {"qwen", "merge"}),
+    # downstream stages re-run when align's outputs change; status lists direct changes only
+    (lambda raw: raw["align"].update(backend="given"), {"align"}),
+])
+def test_teacher_and_align_params_rerun_only_their_stages_and_merge(project, edit, expected):
+    work, _ = project
+    dvc("repro", cwd=work)
+    params_path = work / "params.yaml"
+    original = params_path.read_text()
+    try:
+        raw = yaml.safe_load(original)
+        edit(raw)
+        params_path.write_text(yaml.safe_dump(raw, sort_keys=False))
+        assert changed_stages(dvc("status", cwd=work)) == expected
     finally:
         params_path.write_text(original)
 
