@@ -3,6 +3,7 @@ push to a remote and pull into a fresh clone."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -85,23 +86,29 @@ def test_repro_status_push_and_pull_into_a_fresh_clone(project):
     assert "up to date" in dvc("status", cwd=clone)
 
 
+@contextlib.contextmanager
+def edited_params(work: Path, edit):
+    """params.yaml changed by ``edit(raw)`` inside the block, restored after it."""
+    path = work / "params.yaml"
+    original = path.read_text()
+    raw = yaml.safe_load(original)
+    edit(raw)
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    try:
+        yield
+    finally:
+        path.write_text(original)
+
+
 def test_params_only_invalidate_the_stages_that_read_them(project):
     work, _ = project
     dvc("repro", cwd=work)
-    params_path = work / "params.yaml"
-    original = params_path.read_text()
-    try:
-        raw = yaml.safe_load(original)
-        raw["codebooks"]["dropout"] = 0.3
-        raw["train"]["steps"] = 7
-        params_path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    training_knobs = lambda raw: (raw["codebooks"].update(dropout=0.3), raw["train"].update(steps=7))  # noqa: E731
+    with edited_params(work, training_knobs):
         assert "up to date" in dvc("status", cwd=work)  # training knobs leave the data alone
-        raw["data"]["min_seconds"] = 0.6
-        params_path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    with edited_params(work, lambda raw: raw["data"].update(min_seconds=0.6)):
         status = dvc("status", cwd=work)
         assert "prepare" in status and "modified" in status
-    finally:
-        params_path.write_text(original)
 
 
 def changed_stages(status: str) -> set[str]:
@@ -118,15 +125,8 @@ def changed_stages(status: str) -> set[str]:
 def test_teacher_and_align_params_rerun_only_their_stages_and_merge(project, edit, expected):
     work, _ = project
     dvc("repro", cwd=work)
-    params_path = work / "params.yaml"
-    original = params_path.read_text()
-    try:
-        raw = yaml.safe_load(original)
-        edit(raw)
-        params_path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    with edited_params(work, edit):
         assert changed_stages(dvc("status", cwd=work)) == expected
-    finally:
-        params_path.write_text(original)
 
 
 def test_committed_dvc_lock_matches_the_code_and_params():

@@ -33,7 +33,6 @@ import numpy as np
 from semantic_bridge.config import AlignConfig, Params
 from semantic_bridge.data import shards
 from semantic_bridge.data.audio import resample
-from semantic_bridge.data.teachers import SPLITS
 from semantic_bridge.data.words import normalize, transcript_words
 from semantic_bridge.frames import n_frames
 
@@ -358,7 +357,7 @@ def run_align(params: Params, corpus: str | Path, out: str | Path) -> AlignResul
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        for split in SPLITS:
+        for split in shards.TRAINING_SPLITS:
             counts: Counter[str] = Counter()
             rows = shards.iter_rows(corpus / split, columns=["id", "text", "audio", "sample_rate", "words"])
             with shards.ShardedWriter(tmp / split, FEATURES) as writer:
@@ -375,7 +374,7 @@ def run_align(params: Params, corpus: str | Path, out: str | Path) -> AlignResul
     finally:
         if hasattr(aligner, "close"):
             aligner.close()
-    shards.write_split_index(tmp, SPLITS)
+    shards.write_split_index(tmp, shards.TRAINING_SPLITS)
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)
     return result

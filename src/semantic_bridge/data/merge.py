@@ -23,7 +23,6 @@ import numpy as np
 from semantic_bridge.config import Params
 from semantic_bridge.data import shards
 from semantic_bridge.data.align import WORD
-from semantic_bridge.data.teachers import SPLITS
 from semantic_bridge.frames import n_frames
 
 log = logging.getLogger(__name__)
@@ -121,7 +120,7 @@ def run_merge(params: Params, corpus: str | Path, aligned: str | Path, wavlm: st
     result = MergeResult()
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    for split in SPLITS:
+    for split in shards.TRAINING_SPLITS:
         feats = features(_dim(wavlm / split, "wavlm"), _dim(llm / split, "llm"))
         counts: Counter[str] = Counter()
         stats: Counter[str] = Counter()
@@ -132,7 +131,7 @@ def run_merge(params: Params, corpus: str | Path, aligned: str | Path, wavlm: st
         result.hours[split] = round(stats["seconds"] / 3600, 4)
         result.llm_masked_fraction[split] = round(stats["masked"] / max(stats["frames"], 1), 4)
         log.info("%s: %d rows, %d skipped", split, writer.num_rows, sum(counts.values()))
-    shards.write_split_index(tmp, SPLITS)
+    shards.write_split_index(tmp, shards.TRAINING_SPLITS)
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)
     return result

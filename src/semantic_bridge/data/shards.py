@@ -24,6 +24,7 @@ from datasets.arrow_writer import ArrowWriter
 from datasets.utils.py_utils import convert_file_size_to_int
 
 ROWS_FILE = "rows.json"  # rows per Arrow file, beside state.json
+TRAINING_SPLITS = ["train", "valid", "test"]  # what align / wavlm / qwen / merge process
 
 
 class ShardedWriter:

@@ -16,6 +16,7 @@ cannot change results for models with a layer-norm CNN (WavLM-Large, HuBERT-Larg
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from typing import Any, Iterator, Union
 
@@ -30,6 +31,12 @@ from semantic_bridge.data.layers import check_dim, check_model_path, load_for_la
 from semantic_bridge.frames import FRAME_RATE, FrameError, check_frames, n_frames
 
 log = logging.getLogger(__name__)
+
+# oneDNN (CPU) caches a compiled primitive per input shape, up to 1024 of them; every new
+# batch length is a new shape, so on CPU memory grew with the corpus (measured: +430 MB
+# from 375 to 1500 utterances, +46 MB with the cache off). A small cache keeps it flat.
+# Read when oneDNN first runs; set it yourself to override.
+os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "32")
 
 SAMPLE_RATE = 16000
 HOP = 320  # 20 ms at 16 kHz
