@@ -246,7 +246,7 @@ def run_extraction(
         _run_unit(extractor, input_root / unit.split, unit, work)
     if resumed:
         log.info("rank %d: resumed, %d finished units kept", dist.rank, resumed)
-    resumed_all = torch.tensor([resumed])
+    resumed_all = torch.tensor([resumed], device=dist.device)  # NCCL reduces GPU tensors only
     if dist.world_size > 1:
         torch.distributed.all_reduce(resumed_all)
     dist.barrier()
