@@ -30,7 +30,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional, Protocol, Union
+from typing import Any, Iterator, Optional, Protocol, Union
 
 import datasets
 import torch
@@ -144,17 +144,6 @@ def plan_units(input_dir: Path, split: str, extractor: Extractor, max_bytes: int
     return units
 
 
-def _windows(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
-    window: list[dict[str, Any]] = []
-    for row in rows:
-        window.append(row)
-        if len(window) == size:
-            yield window
-            window = []
-    if window:
-        yield window
-
-
 # --------------------------------------------------------------------------- running
 def _unit_paths(work: Path, unit: Unit) -> tuple[Path, Path]:
     base = work / unit.split / f"unit-{unit.index:05d}"
@@ -169,7 +158,7 @@ def _run_unit(extractor: Extractor, input_dir: Path, unit: Unit, work: Path) -> 
     def outputs() -> Iterator[dict[str, Any]]:
         nonlocal n_rows
         rows = shards.iter_rows(input_dir, unit.start, unit.stop, extractor.input_columns)
-        for window in _windows(rows, WINDOW):
+        for window in shards.windows(rows, WINDOW):
             for out in extractor.process(window):
                 if isinstance(out, Skip):
                     counts[out.reason] += 1

@@ -10,8 +10,6 @@ sharded dataset per split at ``<out>/<split>``.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,20 +116,17 @@ def run_merge(params: Params, corpus: str | Path, aligned: str | Path, wavlm: st
               out: str | Path) -> MergeResult:
     corpus, aligned, wavlm, llm, out = map(Path, (corpus, aligned, wavlm, llm, out))
     result = MergeResult()
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    for split in shards.TRAINING_SPLITS:
-        feats = features(_dim(wavlm / split, "wavlm"), _dim(llm / split, "llm"))
-        counts: Counter[str] = Counter()
-        stats: Counter[str] = Counter()
-        with shards.ShardedWriter(tmp / split, feats, params.merge.max_shard_size) as writer:
-            writer.write_all(_join(corpus / split, aligned / split, wavlm / split, llm / split, counts, stats))
-            result.rows[split] = writer.num_rows
-        result.skipped[split] = dict(sorted(counts.items()))
-        result.hours[split] = round(stats["seconds"] / 3600, 4)
-        result.llm_masked_fraction[split] = round(stats["masked"] / max(stats["frames"], 1), 4)
-        log.info("%s: %d rows, %d skipped", split, writer.num_rows, sum(counts.values()))
-    shards.write_split_index(tmp, shards.TRAINING_SPLITS)
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
+    with shards.staged_output(out) as tmp:
+        for split in shards.TRAINING_SPLITS:
+            feats = features(_dim(wavlm / split, "wavlm"), _dim(llm / split, "llm"))
+            counts: Counter[str] = Counter()
+            stats: Counter[str] = Counter()
+            with shards.ShardedWriter(tmp / split, feats, params.merge.max_shard_size) as writer:
+                writer.write_all(_join(corpus / split, aligned / split, wavlm / split, llm / split, counts, stats))
+                result.rows[split] = writer.num_rows
+            result.skipped[split] = dict(sorted(counts.items()))
+            result.hours[split] = round(stats["seconds"] / 3600, 4)
+            result.llm_masked_fraction[split] = round(stats["masked"] / max(stats["frames"], 1), 4)
+            log.info("%s: %d rows, %d skipped", split, writer.num_rows, sum(counts.values()))
+        shards.write_split_index(tmp, shards.TRAINING_SPLITS)
     return result

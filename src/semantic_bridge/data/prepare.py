@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
-import shutil
 from contextlib import ExitStack
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -32,7 +30,7 @@ from semantic_bridge.data.evalsets import (
     QaItem, make_trials, read_reasonaqa, read_trials, resolve_audio, write_reasonaqa, write_trials,
 )
 from semantic_bridge.data.qa import SpeechClip, plan_questions, render_clips
-from semantic_bridge.data.shards import ShardedWriter, load_split, write_split_index
+from semantic_bridge.data.shards import ShardedWriter, load_split, staged_output, write_split_index
 from semantic_bridge.data.sources import SPLITS, Skipped, SourceError, SyntheticSource, assign_speaker_splits, make_source
 
 log = logging.getLogger(__name__)
@@ -260,17 +258,8 @@ def _write_qa(params: Params, out: Path, clips: dict[str, list[SpeechClip]]) -> 
 
 def run_prepare(params: Params, out: str | Path) -> PrepareResult:
     """Build everything under ``out`` (replaced atomically on success)."""
-    out = Path(out)
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with staged_output(out) as tmp:
         stats, clips = _write_corpus(params, tmp)
         trials = _write_trials(params, tmp, clips)
         qa = _write_qa(params, tmp, clips)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
     return PrepareResult(stats, clips, trials, qa)

@@ -10,6 +10,7 @@ leaves a half-written output for DVC to cache.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -100,6 +101,35 @@ class ShardedWriter:
         self._finish()
         shutil.rmtree(self.directory, ignore_errors=True)
         os.replace(self.tmp, self.directory)
+
+
+@contextlib.contextmanager
+def staged_output(out: str | Path) -> Iterator[Path]:
+    """Yield ``<out>.partial`` to build a stage output in; move it to ``out`` if the block
+    finishes, delete it if the block fails: DVC never sees a half-written output."""
+    out = Path(out)
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
+
+
+def windows(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """``rows`` in lists of ``size`` (the last may be shorter): bounded read-ahead."""
+    window: list[Any] = []
+    for row in rows:
+        window.append(row)
+        if len(window) == size:
+            yield window
+            window = []
+    if window:
+        yield window
 
 
 def write_shard(path: str | Path, features: datasets.Features, rows: Iterable[dict[str, Any]],
