@@ -146,3 +146,13 @@ def test_nemo_ctc_backend_on_a_tiny_model(tmp_path):
     assert got[3].reason == A.ALIGN_FAILED  # more characters than CTC frames
     with pytest.raises(FileNotFoundError):
         A.NemoAligner(str(tmp_path / "missing.nemo"), batch_size=1, device="cpu")
+
+
+def test_pocketsphinx_alignment_does_not_depend_on_what_came_before(prepared_tiny):
+    rows = list(shards.iter_rows(prepared_tiny / "corpus" / "train"))[:12]
+    items = [_item(r["text"], r["audio"]) for r in rows]
+    aligner = A.PocketsphinxAligner(workers=1)
+    forward = aligner.align_batch(items)
+    backward = aligner.align_batch(items[::-1])[::-1]
+    assert [str(t) for t in forward] == [str(t) for t in backward]
+    assert sum(isinstance(t, list) for t in forward) >= 9

@@ -21,7 +21,6 @@ import logging
 import multiprocessing as mp
 import os
 import re
-import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,6 +112,9 @@ def sphinx_align(pcm: bytes, words: list[str]) -> Times | AlignError:
     if missing:
         return AlignError(OOV, ", ".join(sorted(set(missing))[:5]))
     try:
+        # feature state (cepstral mean) carries over between utterances: reset it, so that an
+        # utterance's alignment does not depend on what the worker aligned before it
+        decoder.reinit_feat()
         decoder.set_align_text(" ".join(words))
         decoder.start_utt()
         decoder.process_raw(pcm, full_utt=True)
@@ -380,27 +382,19 @@ def run_align(params: Params, corpus: str | Path, out: str | Path) -> AlignResul
     corpus, out = Path(corpus), Path(out)
     aligner = make_aligner(params.align)
     result = AlignResult()
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
     try:
-        for split in shards.TRAINING_SPLITS:
-            counts: Counter[str] = Counter()
-            rows = shards.iter_rows(corpus / split, columns=["id", "text", "audio", "sample_rate", "words"])
-            with shards.ShardedWriter(tmp / split, FEATURES) as writer:
-                window: list[dict[str, Any]] = []
-                for row in rows:
-                    window.append(row)
-                    if len(window) == WINDOW:
+        with shards.staged_output(out) as tmp:
+            for split in shards.TRAINING_SPLITS:
+                counts: Counter[str] = Counter()
+                rows = shards.iter_rows(corpus / split, columns=["id", "text", "audio", "sample_rate", "words"])
+                with shards.ShardedWriter(tmp / split, FEATURES) as writer:
+                    for window in shards.windows(rows, WINDOW):
                         writer.write_all(_align_rows(aligner, window, result, counts))
-                        window = []
-                writer.write_all(_align_rows(aligner, window, result, counts))
-                result.aligned[split] = writer.num_rows
-            result.skipped[split] = dict(sorted(counts.items()))
-            log.info("%s: %d aligned, %d skipped", split, result.aligned[split], sum(counts.values()))
+                    result.aligned[split] = writer.num_rows
+                result.skipped[split] = dict(sorted(counts.items()))
+                log.info("%s: %d aligned, %d skipped", split, result.aligned[split], sum(counts.values()))
+            shards.write_split_index(tmp, shards.TRAINING_SPLITS)
     finally:
         if hasattr(aligner, "close"):
             aligner.close()
-    shards.write_split_index(tmp, shards.TRAINING_SPLITS)
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
     return result
