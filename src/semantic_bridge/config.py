@@ -202,9 +202,24 @@ class MergeConfig:
 # --------------------------------------------------------------------------- codec
 @dataclass
 class CodecConfig:
-    frame_rate: float = 12.5
-    hidden_size: int = 64  # paper (Mimi): 512
-    init_from: Optional[str] = None  # paper: kyutai/mimi, for weight surgery
+    """Sizes of the Mimi encoder/decoder/transformers. Paper scale = kyutai Mimi's values."""
+
+    frame_rate: float = 12.5  # checked against sample rate and ratios
+    hidden_size: int = 64  # latent width; paper (Mimi): 512
+    num_filters: int = 8  # SEANet base channels; paper: 64
+    upsampling_ratios: list[int] = field(default_factory=lambda: [8, 6, 5, 4])  # x2 -> 1920
+    transformer_layers: int = 2  # per side; paper: 8
+    attention_heads: int = 4  # paper: 8
+    intermediate_size: int = 128  # paper: 2048
+    codebook_dim: int = 32  # RVQ space; paper: 256
+    init_from: Optional[str] = None  # paper: kyutai/mimi (name or path), for weight surgery
+
+    def __post_init__(self) -> None:
+        for key in ("hidden_size", "num_filters", "transformer_layers", "attention_heads",
+                    "intermediate_size", "codebook_dim"):
+            _positive(f"codec.{key}", getattr(self, key))
+        if self.hidden_size % self.attention_heads:
+            raise ConfigError("codec.hidden_size: must be divisible by codec.attention_heads")
 
 
 @dataclass
@@ -213,17 +228,24 @@ class CodebooksConfig:
     acoustic: int = 7  # CB2..CB8
     size: int = 2048  # entries per codebook
     dropout: float = 0.0  # P(drop all acoustic levels) per example, reached at the ramp's end
-    dropout_ramp_steps: int = 0
-    quantizer_dropout: float = 0.0  # Mimi's random number of acoustic levels
+    dropout_ramp_steps: int = 0  # linear ramp from 0 to `dropout` over these steps
+    quantizer_dropout: float = 0.0  # P(keep a random number of acoustic levels) per example
+    ema_decay: float = 0.99  # codebook EMA (Mimi: 0.99)
+    kmeans_iters: int = 10  # k-means init of codebooks not initialised by surgery
+    dead_code_ratio: float = 0.1  # re-init codes whose EMA usage < ratio x uniform usage
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.dropout <= 1.0:
-            raise ConfigError(f"codebooks.dropout: must be in [0, 1], got {self.dropout}")
-        if not 0.0 <= self.quantizer_dropout <= 1.0:
-            raise ConfigError(
-                f"codebooks.quantizer_dropout: must be in [0, 1], got {self.quantizer_dropout}"
-            )
+        for key in ("dropout", "quantizer_dropout", "ema_decay"):
+            value = getattr(self, key)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"codebooks.{key}: must be in [0, 1], got {value}")
         _positive("codebooks.size", self.size)
+        if self.size & (self.size - 1):
+            raise ConfigError(f"codebooks.size: must be a power of 2, got {self.size}")
+        if self.semantic < 1 or self.acoustic < 1:
+            raise ConfigError("codebooks.semantic/acoustic: need at least one level each")
+        if self.dropout_ramp_steps < 0:
+            raise ConfigError("codebooks.dropout_ramp_steps: must be >= 0")
 
     @property
     def n_levels(self) -> int:
@@ -236,13 +258,36 @@ class CodebooksConfig:
 
 
 # --------------------------------------------------------------------------- train
+LOSS_KEYS = ("mel/loss", "adv/gen_loss", "adv/feat_loss", "vq/commitment",
+             "distill/llm", "distill/wavlm")
+
+
+@dataclass
+class MelLossConfig:
+    """Multi-scale log-mel L1: one STFT per window length (hop = window / 4)."""
+
+    windows: list[int] = field(default_factory=lambda: [32, 64, 128, 256, 512, 1024, 2048])
+    n_mels: list[int] = field(default_factory=lambda: [5, 10, 20, 40, 80, 160, 320])
+
+
+@dataclass
+class DiscriminatorConfig:
+    """Multi-scale STFT discriminator (EnCodec's MS-STFTD)."""
+
+    filters: int = 4  # paper: 32
+    n_ffts: list[int] = field(default_factory=lambda: [1024, 256])  # paper: [2048, 1024, 512, 256, 128]
+    lr: float = 3e-4
+
+
 @dataclass
 class TrainConfig:
-    steps: int = 300
-    batch_size: int = 8
-    segment_seconds: float = 2.0
+    steps: int = 240
+    batch_size: int = 6  # per process
+    segment_seconds: float = 2.0  # random crops, frame-aligned
     lr: float = 3e-4
-    adversarial_start: int = 150  # phase 2 (GAN) starts at this step
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.9])
+    grad_clip: float = 1.0  # 0 disables
+    adversarial_start: int = 160  # phase 2 (GAN) starts at this step
     lambdas: dict[str, float] = field(
         default_factory=lambda: {
             "mel/loss": 15.0,
@@ -253,6 +298,35 @@ class TrainConfig:
             "distill/wavlm": 1.0,
         }
     )
+    mel: MelLossConfig = field(default_factory=MelLossConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    log_every: int = 5
+    checkpoint_every: int = 50  # resume point after a kill
+    accelerator: str = "auto"  # auto | cpu | gpu
+    devices: int = 1  # processes per node (DDP when > 1)
+    num_nodes: int = 1
+    precision: str = "auto"  # auto = bf16-mixed on GPU, 32-true on CPU
+    num_workers: int = 0  # data loader processes
+    eval_utterances: int = 64  # valid utterances for codebook usage / held-out losses
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.lambdas) - set(LOSS_KEYS))
+        if unknown:
+            raise ConfigError(f"train.lambdas: unknown loss {unknown[0]!r}; known: {', '.join(LOSS_KEYS)}")
+        missing = sorted(set(LOSS_KEYS) - set(self.lambdas))
+        if missing:
+            raise ConfigError(f"train.lambdas: missing {missing[0]!r} (set it to 0 to disable)")
+        for key in ("steps", "batch_size", "segment_seconds", "lr", "log_every",
+                    "checkpoint_every", "devices", "num_nodes"):
+            _positive(f"train.{key}", getattr(self, key))
+        if len(self.mel.windows) != len(self.mel.n_mels):
+            raise ConfigError("train.mel.windows/n_mels: need one n_mels per window")
+        _choice("train.accelerator", self.accelerator, ("auto", "cpu", "gpu"))
+        _choice("train.precision", self.precision, ("auto", "32-true", "bf16-mixed", "16-mixed"))
+
+    @property
+    def world_size(self) -> int:
+        return self.devices * self.num_nodes
 
 
 # --------------------------------------------------------------------------- eval

@@ -21,10 +21,12 @@ USER_ERRORS = (ConfigError, SourceError, EvalSetError, AudioError, FrameError, F
 
 
 def stage_main(description: str, run: Callable[[Params, argparse.Namespace], None],
-               add_args: Callable[[argparse.ArgumentParser], None] | None = None) -> None:
+               add_args: Callable[[argparse.ArgumentParser], None] | None = None,
+               errors: tuple[type[Exception], ...] = ()) -> None:
     """Parse ``--params`` (+ stage arguments), load and validate params, call ``run``.
 
-    Exits 2 with one ``error:`` line on a user error, before or during the work.
+    Exits 2 with one ``error:`` line on a user error (``USER_ERRORS`` and the stage's own
+    ``errors``), before or during the work.
     """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
@@ -36,7 +38,7 @@ def stage_main(description: str, run: Callable[[Params, argparse.Namespace], Non
     try:
         params = load_params(args.params)
         run(params, args)
-    except USER_ERRORS as err:
+    except USER_ERRORS + tuple(errors) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
 

@@ -1,0 +1,124 @@
+"""The Lightning module: manual optimisation of codec + heads (generator) and discriminator.
+
+Phase 1 (step < ``train.adversarial_start``): mel + commitment + distillation.
+Phase 2: a discriminator step, then the generator step with adversarial and feature-matching
+losses added. Every loss is logged under its ``train.lambdas`` key; the weighted sum is
+``loss/total``. ``global_step`` counts generator steps only (the discriminator steps its raw
+optimizer), so ``train.steps`` and ``train.adversarial_start`` mean what they say.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..codec.heads import DistillHeads
+from ..codec.model import BridgeCodec
+from ..config import CodebooksConfig, TrainConfig
+from .curriculum import acoustic_dropout_probability, level_mask
+from .data import Batch
+from .discriminator import MultiScaleStftDiscriminator
+from .losses import (MultiScaleMelLoss, feature_matching_loss, hinge_discriminator_loss,
+                     hinge_generator_loss, masked_cosine_loss)
+
+
+def step_seed(seed: int, step: int, rank: int) -> int:
+    """Seed for everything random in one step (curricula, k-means init, dead-code re-init)."""
+    return int(np.random.SeedSequence([seed, step, rank]).generate_state(1)[0])
+
+
+class BridgeModule(L.LightningModule):
+    def __init__(self, codec: BridgeCodec, heads: DistillHeads,
+                 discriminator: MultiScaleStftDiscriminator, train: TrainConfig,
+                 books: CodebooksConfig, seed: int, config: dict[str, Any]):
+        super().__init__()
+        self.automatic_optimization = False
+        self.codec, self.heads, self.discriminator = codec, heads, discriminator
+        self.train_cfg, self.books, self.seed = train, books, seed
+        self.config = config  # embedded in every checkpoint
+        self.mel_loss = MultiScaleMelLoss(codec.sample_rate, train.mel.windows, train.mel.n_mels)
+        self.last_losses: dict[str, float] = {}
+
+    def configure_optimizers(self):
+        cfg = self.train_cfg
+        gen = torch.optim.AdamW(list(self.codec.parameters()) + list(self.heads.parameters()),
+                                lr=cfg.lr, betas=tuple(cfg.betas))
+        disc = torch.optim.AdamW(self.discriminator.parameters(), lr=cfg.discriminator.lr,
+                                 betas=tuple(cfg.betas))
+        return [gen, disc]
+
+    # ------------------------------------------------------------------ losses
+    def generator_losses(self, batch: Batch, step: int, generator: torch.Generator):
+        """The codec forward and every generator-side loss but the adversarial ones."""
+        n_s, n_a = self.codec.n_semantic, self.codec.n_levels - self.codec.n_semantic
+        p_acoustic = acoustic_dropout_probability(step, self.books.dropout,
+                                                  self.books.dropout_ramp_steps)
+        mask = level_mask(batch.audio.shape[0], n_s, n_a, p_acoustic,
+                          self.books.quantizer_dropout, generator).to(batch.audio.device)
+        out = self.codec(batch.audio, batch.frame_mask, mask)
+        heads = self.heads(out.quantized)
+        losses = {
+            "mel/loss": self.mel_loss(out.audio, batch.audio),
+            "vq/commitment": out.quantized.commitment,
+            "distill/llm": masked_cosine_loss(heads.llm, batch.llm, batch.llm_mask & batch.frame_mask),
+            "distill/wavlm": masked_cosine_loss(heads.wavlm, batch.wavlm, batch.frame_mask),
+        }
+        return out, losses, p_acoustic
+
+    def training_step(self, batch: Batch, batch_idx: int) -> None:
+        cfg, step = self.train_cfg, self.global_step
+        seed = step_seed(self.seed, step, self.global_rank)
+        torch.manual_seed(seed)
+        generator = torch.Generator().manual_seed(seed)
+        opt_g, opt_d = self.optimizers()
+        lambdas = cfg.lambdas
+
+        out, losses, p_acoustic = self.generator_losses(batch, step, generator)
+        adversarial = step >= cfg.adversarial_start
+        logs: dict[str, Tensor | float] = {"curriculum/acoustic_dropout": p_acoustic}
+
+        if adversarial:  # discriminator step on a detached reconstruction
+            self.toggle_optimizer(opt_d)
+            d_loss = hinge_discriminator_loss(self.discriminator(batch.audio).logits,
+                                              self.discriminator(out.audio.detach()).logits)
+            opt_d.zero_grad()
+            self.manual_backward(d_loss)
+            self._clip(opt_d)
+            opt_d.optimizer.step()  # raw optimizer: global_step counts generator steps only
+            self.untoggle_optimizer(opt_d)
+            logs["adv/disc_loss"] = d_loss.detach()
+
+        self.toggle_optimizer(opt_g)
+        if adversarial:
+            fake = self.discriminator(out.audio)
+            with torch.no_grad():
+                real = self.discriminator(batch.audio)
+            losses["adv/gen_loss"] = hinge_generator_loss(fake.logits)
+            losses["adv/feat_loss"] = feature_matching_loss(real.features, fake.features)
+        total = sum(lambdas[k] * v for k, v in losses.items())
+        opt_g.zero_grad()
+        self.manual_backward(total)
+        self._clip(opt_g)
+        opt_g.step()
+        self.untoggle_optimizer(opt_g)
+
+        logs.update({k: v.detach() for k, v in losses.items()})
+        logs["loss/total"] = total.detach()
+        self.log_dict(logs, on_step=True, on_epoch=False, batch_size=batch.audio.shape[0])
+        self.last_losses = {k: float(v) for k, v in logs.items()}
+
+    def _clip(self, optimizer) -> None:
+        if self.train_cfg.grad_clip > 0:
+            self.clip_gradients(optimizer, gradient_clip_val=self.train_cfg.grad_clip,
+                                gradient_clip_algorithm="norm")
+
+    # ------------------------------------------------------------------ batches / checkpoints
+    def transfer_batch_to_device(self, batch: Batch, device, dataloader_idx: int) -> Batch:
+        return batch.to(device)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["semantic_bridge"] = self.config

@@ -1,0 +1,28 @@
+"""DVC stage ``train``: the Semantic Bridge codec (Lightning; DDP when train.devices > 1).
+
+    python stages/train.py --data data/merged --out models/codec.pt \
+        --metrics metrics/train.json --plots plots/train
+"""
+
+from semantic_bridge.codec.surgery import SurgeryError
+from semantic_bridge.stage import stage_main, write_json
+from semantic_bridge.train.run import TrainDataError, run_train, write_codebook_plot
+
+
+def add_args(parser):
+    parser.add_argument("--data", default="data/merged")
+    parser.add_argument("--out", default="models/codec.pt")
+    parser.add_argument("--metrics", default="metrics/train.json")
+    parser.add_argument("--plots", default="plots/train")
+
+
+def run(params, args):
+    metrics = run_train(params, args.data, args.out, args.plots)
+    if metrics:  # global rank 0 only
+        write_codebook_plot(metrics, args.plots)
+        write_json(args.metrics, {"scale": params.scale, "init_from": params.codec.init_from,
+                                  **metrics})
+
+
+if __name__ == "__main__":
+    stage_main(__doc__.splitlines()[0], run, add_args, errors=(TrainDataError, SurgeryError))
