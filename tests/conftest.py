@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def shrink(raw: dict) -> dict:
-    """The committed params with a corpus small enough for a unit test."""
+    """The committed params with a corpus and a training run small enough for a unit test."""
     raw = copy.deepcopy(raw)
     d = raw["data"]
     d["splits"] = {"valid_speakers": 1, "test_speakers": 3, "dev_speakers": 1}
@@ -26,6 +26,8 @@ def shrink(raw: dict) -> dict:
     d["qa"]["train_questions"] = 14
     d["qa"]["test_questions"] = 7
     d["max_shard_size"] = "1MB"
+    raw["train"].update(steps=4, batch_size=2, segment_seconds=0.8, adversarial_start=2,
+                        checkpoint_every=2, log_every=1, eval_utterances=4)
     return raw
 
 

@@ -108,17 +108,27 @@ class BridgeModule(L.LightningModule):
 
         logs.update({k: v.detach() for k, v in losses.items()})
         logs["loss/total"] = total.detach()
-        self.log_dict(logs, on_step=True, on_epoch=False, batch_size=batch.audio.shape[0])
-        self.last_losses = {k: float(v) for k, v in logs.items()}
+        self._log(logs)
+
+    def _log(self, logs: dict[str, Tensor | float]) -> None:
+        """Mean over processes; every ``train.log_every`` steps (and the last) to the logger,
+        at step = generator updates done (1..steps), so a resumed run's curves line up."""
+        names = sorted(logs)
+        values = torch.stack([torch.as_tensor(logs[k], dtype=torch.float32, device=self.device)
+                              for k in names])
+        if self.trainer.world_size > 1:
+            values = self.trainer.strategy.reduce(values, reduce_op="mean")
+        self.last_losses = dict(zip(names, values.tolist()))
+        step = self.global_step  # already counts this step's update
+        if self.logger is not None and (step % self.train_cfg.log_every == 0
+                                        or step == self.trainer.max_steps):
+            self.logger.log_metrics(self.last_losses, step=step)
 
     def _clip(self, optimizer) -> None:
         if self.train_cfg.grad_clip > 0:
             self.clip_gradients(optimizer, gradient_clip_val=self.train_cfg.grad_clip,
                                 gradient_clip_algorithm="norm")
 
-    # ------------------------------------------------------------------ batches / checkpoints
-    def transfer_batch_to_device(self, batch: Batch, device, dataloader_idx: int) -> Batch:
-        return batch.to(device)
-
+    # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["semantic_bridge"] = self.config

@@ -82,14 +82,16 @@ def _precision(params: Params) -> str:
 
 
 def _trim_live(live: Path, start_step: int) -> None:
-    """Drop curve points logged after the checkpoint we resume from (they are re-logged)."""
+    """Drop curve points logged after the checkpoint we resume from (they are logged again).
+
+    Points are logged at step = updates done, so the checkpoint of step k keeps 1..k."""
     for tsv in (live / "plots" / "metrics").rglob("*.tsv"):
         lines = tsv.read_text().splitlines()
         if not lines:
             continue
         header, rows = lines[0], lines[1:]
         col = header.split("\t").index("step")
-        kept = [r for r in rows if int(r.split("\t")[col]) < start_step]
+        kept = [r for r in rows if int(r.split("\t")[col]) <= start_step]
         tsv.write_text("\n".join([header, *kept]) + "\n")
 
 
