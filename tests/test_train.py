@@ -282,6 +282,7 @@ def test_ddp_on_cpu_with_two_processes(stage_root, raw_params):
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((out / "train.json").read_text())
     assert metrics["world_size"] == 2 and metrics["steps"] == 4
+    assert metrics["ranks_agree"] is True  # parameters and codebook buffers identical on both
     assert np.isfinite(metrics["final"]["adv/gen_loss"])
 
 

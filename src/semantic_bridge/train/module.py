@@ -42,6 +42,7 @@ class BridgeModule(L.LightningModule):
         self.config = config  # embedded in every checkpoint
         self.mel_loss = MultiScaleMelLoss(codec.sample_rate, train.mel.windows, train.mel.n_mels)
         self.last_losses: dict[str, float] = {}
+        self.ranks_agree: bool | None = None  # set after training (DDP consistency check)
 
     def configure_optimizers(self):
         cfg = self.train_cfg
@@ -128,6 +129,19 @@ class BridgeModule(L.LightningModule):
         if self.train_cfg.grad_clip > 0:
             self.clip_gradients(optimizer, gradient_clip_val=self.train_cfg.grad_clip,
                                 gradient_clip_algorithm="norm")
+
+    def on_train_end(self) -> None:
+        """With several processes, check every parameter and buffer (codebooks included) ended
+        the same on all of them: a sum per tensor, compared by all-reduced min and max."""
+        self.ranks_agree = True
+        if self.trainer.world_size == 1 or not torch.distributed.is_initialized():
+            return
+        sums = torch.stack([t.detach().double().sum() for t in self.state_dict().values()
+                            if t.is_floating_point()])
+        lo, hi = sums.clone(), sums.clone()
+        torch.distributed.all_reduce(lo, op=torch.distributed.ReduceOp.MIN)
+        torch.distributed.all_reduce(hi, op=torch.distributed.ReduceOp.MAX)
+        self.ranks_agree = bool(torch.equal(lo, hi))
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -211,6 +211,7 @@ def run_train(params: Params, data: str, out: str, plots: str) -> dict[str, Any]
         "valid": evaluate(module, data_dir / "valid", params),
         "precision": _precision(params),
         "world_size": trainer.world_size,
+        "ranks_agree": module.ranks_agree,
     }
     if surgery is not None:
         metrics["surgery"] = surgery.summary()
