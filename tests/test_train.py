@@ -293,3 +293,24 @@ def test_missing_data_is_one_line_error(tmp_path, raw_params):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "run the merge stage first" in proc.stderr
+
+
+def test_a_bf16_mixed_step_runs_both_phases(raw_params, merged):
+    """The GPU precision (bf16 autocast), exercised on CPU: every loss finite in both phases."""
+    from semantic_bridge.train.module import BridgeModule
+    from semantic_bridge.train.run import build_models
+
+    params = params_from_dict(tiny_train_raw(raw_params, steps=3, adversarial_start=1))
+    codec, heads, disc, _ = build_models(params, merged)
+    module = BridgeModule(codec, heads, disc, params.train, params.codebooks, params.seed, {})
+    ds = SegmentDataset(str(merged / "train"), 10, 24000)
+    loader = torch.utils.data.DataLoader([collate([ds[(i, i)] for i in range(2)])] * 3,
+                                         batch_size=None)
+    trainer = L.Trainer(max_steps=3, accelerator="cpu", precision="bf16-mixed", logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False)
+    trainer.fit(module, train_dataloaders=loader)
+    assert trainer.global_step == 3
+    assert all(np.isfinite(v) for v in module.last_losses.values()), module.last_losses
+    assert "adv/gen_loss" in module.last_losses
+    assert all(p.dtype == torch.float32 for p in codec.parameters())  # weights stay fp32
