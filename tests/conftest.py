@@ -28,6 +28,11 @@ def shrink(raw: dict) -> dict:
     d["max_shard_size"] = "1MB"
     raw["train"].update(steps=4, batch_size=2, segment_seconds=0.8, adversarial_start=2,
                         checkpoint_every=2, log_every=1, eval_utterances=4)
+    e = raw["eval"]
+    e["wer"]["max_utterances"] = 3
+    e["swap"].update(pairs=3, save_wavs=1)
+    e["reasoning"].update(steps=3, batch_size=4)
+    e["probe"].update(steps=5, batch_size=4)
     return raw
 
 

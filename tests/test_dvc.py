@@ -18,6 +18,10 @@ import yaml
 from conftest import REPO, shrink
 
 pytestmark = pytest.mark.slow
+EVALS = {"eval_wer", "eval_eer", "eval_swap", "eval_probe", *(
+    f"eval_reasoning@{e}" for e in ("htsat", "mimi_semantic", "mimi_full", "bridge"))}
+EVAL_METRICS = ("wer", "eer", "swap", "probe", "reasoning/htsat", "reasoning/mimi_semantic",
+                "reasoning/mimi_full", "reasoning/bridge")
 
 
 def sh(*cmd, cwd, check=True):
@@ -69,9 +73,13 @@ def test_repro_status_push_and_pull_into_a_fresh_clone(project):
     assert (work / "data/prepared/corpus/train/state.json").is_file()
     merged = datasets.load_from_disk(str(work / "data/merged"))
     assert set(merged) == {"train", "valid", "test"} and merged["train"].num_rows > 0
-    for name in ("align", "wavlm", "qwen", "merge", "train"):
+    for name in ("align", "wavlm", "qwen", "merge", "train", *EVAL_METRICS):
         assert json.loads((work / f"metrics/{name}.json").read_text())["scale"] == "embedded"
     assert (work / "models/codec.pt").is_file() and (work / "plots/train/losses/mel/loss.tsv").is_file()
+    # evaluations name the models that produced them
+    assert json.loads((work / "metrics/wer.json").read_text())["models"]["codec"]["checkpoint"] == "models/codec.pt"
+    assert json.loads((work / "metrics/reasoning/bridge.json").read_text())["models"]["encoder"]["model"] == "models/codec.pt"
+    assert (work / "plots/eval/det/cb0.png").is_file() and (work / "data/eval/swap/pair00_swap.wav").is_file()
     assert "up to date" in dvc("status", cwd=work)
     again = dvc("repro", cwd=work)
     assert "didn't change, skipping" in again and "Running stage" not in again
@@ -150,15 +158,32 @@ def test_committed_dvc_lock_matches_the_code_and_params():
     assert not stale, f"dvc.lock is stale, run `make repro` and commit it: {stale}"
 
 
-def test_an_experiment_on_a_codebook_knob_reruns_training_only(project):
-    """`dvc exp run -S codebooks.dropout=0.3` re-runs train (and what follows), no data stage,
-    and `dvc metrics diff` compares the two runs."""
+def test_eval_params_rerun_only_their_evaluation(project):
+    work, _ = project
+    dvc("repro", cwd=work)
+    with edited_params(work, lambda raw: raw["eval"]["swap"].update(pairs=2)):
+        assert changed_stages(dvc("status", cwd=work)) == {"eval_swap"}
+    with edited_params(work, lambda raw: raw["eval"]["reasoning"].update(steps=2)):
+        assert changed_stages(dvc("status", cwd=work)) == {s for s in EVALS if "reasoning" in s}
+    with edited_params(work, lambda raw: raw["eval"]["wer"].update(max_utterances=2)):  # ASR: both
+        assert changed_stages(dvc("status", cwd=work)) == {"eval_wer", "eval_swap"}
+
+
+def test_an_experiment_on_a_codebook_knob_reruns_training_and_evaluations_only(project):
+    """`dvc exp run -S codebooks.dropout=0.3` re-runs train and the evaluations of the codec, no
+    data stage and no evaluation of another encoder; `dvc metrics diff` and `dvc plots diff`
+    compare the two runs."""
     work, _ = project
     dvc("repro", cwd=work)
     sh("git", "add", "-A", cwd=work)
     sh("git", "commit", "-qm", "baseline", "--allow-empty", cwd=work)
     out = dvc("exp", "run", "-S", "codebooks.dropout=0.3", cwd=work)
     ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
-    assert ran == {"train"}, out
+    assert ran == {"train"} | EVALS - {"eval_reasoning@htsat", "eval_reasoning@mimi_semantic",
+                                       "eval_reasoning@mimi_full"}, out
     diff = json.loads(dvc("metrics", "diff", "--json", cwd=work))
     assert "metrics/train.json" in diff and diff["metrics/train.json"]
+    side_by_side = json.loads(dvc("metrics", "diff", "--all", "--json", cwd=work))
+    assert all(f"metrics/{name}.json" in side_by_side for name in EVAL_METRICS)
+    plots = dvc("plots", "diff", "--json", cwd=work)
+    assert "plots/eval/wer.csv" in plots and "plots/train/codebooks.csv" in plots

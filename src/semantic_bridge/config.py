@@ -330,10 +330,29 @@ class TrainConfig:
 
 
 # --------------------------------------------------------------------------- eval
+ASR_BACKENDS = ("pocketsphinx", "whisper", "nemo")
+SPEAKER_BACKENDS = ("mfcc", "nemo")
+REASONING_ENCODERS = ("htsat", "mimi_semantic", "mimi_full", "bridge")
+
+
 @dataclass
 class EvalWerConfig:
+    """ASR for eval_wer and eval_swap."""
+
     backend: str = "pocketsphinx"  # pocketsphinx | whisper | nemo
-    model: Optional[str] = None
+    model: Optional[str] = None  # whisper / nemo: name or path (paper: openai/whisper-large-v3)
+    pocketsphinx_lm: str = "corpus"  # corpus (bigram LM of the train transcripts) | bundled
+    batch_size: int = 16
+    max_utterances: int = 50  # test utterances to score; 0 = all
+
+    def __post_init__(self) -> None:
+        _choice("eval.wer.backend", self.backend, ASR_BACKENDS)
+        _choice("eval.wer.pocketsphinx_lm", self.pocketsphinx_lm, ("corpus", "bundled"))
+        if self.backend != "pocketsphinx" and not self.model:
+            raise ConfigError(f"eval.wer.model: required for backend {self.backend!r} (a name or path)")
+        _positive("eval.wer.batch_size", self.batch_size)
+        if self.max_utterances < 0:
+            raise ConfigError("eval.wer.max_utterances: must be >= 0 (0 = all)")
 
 
 @dataclass
@@ -341,28 +360,67 @@ class EvalEerConfig:
     p_target: float = 0.01
     c_miss: float = 1.0
     c_fa: float = 1.0
+    probe_c: float = 1.0  # inverse L2 strength of the linear speaker probe (logistic regression)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.p_target < 1:
+            raise ConfigError(f"eval.eer.p_target: must be in (0, 1), got {self.p_target}")
+        for key in ("c_miss", "c_fa", "probe_c"):
+            _positive(f"eval.eer.{key}", getattr(self, key))
 
 
 @dataclass
 class EvalSwapConfig:
     pairs: int = 20
     content_levels: int = 2  # CB0 (1) or CB0+1 (2) from utterance A
+    speaker_backend: str = "mfcc"  # mfcc (embedded default, no weights) | nemo (e.g. TitaNet)
+    speaker_model: Optional[str] = None  # nemo: name or .nemo path
+    save_wavs: int = 4  # swapped pairs written as wav files (A, B, swap)
+
+    def __post_init__(self) -> None:
+        _positive("eval.swap.pairs", self.pairs)
+        if self.content_levels not in (1, 2):
+            raise ConfigError(f"eval.swap.content_levels: 1 (CB0) or 2 (CB0+1), got {self.content_levels}")
+        _choice("eval.swap.speaker_backend", self.speaker_backend, SPEAKER_BACKENDS)
+        if self.speaker_backend == "nemo" and not self.speaker_model:
+            raise ConfigError("eval.swap.speaker_model: required for speaker_backend 'nemo'")
 
 
 @dataclass
 class EvalReasoningConfig:
-    encoders: list[str] = field(default_factory=lambda: ["htsat", "mimi_semantic", "mimi_full", "bridge"])
+    # encoder -> the model it loads (a path: it is also the DVC dependency of that encoder's stage)
+    encoders: dict[str, str] = field(default_factory=lambda: {
+        "htsat": "models/tiny-htsat",
+        "mimi_semantic": "models/tiny-mimi",
+        "mimi_full": "models/tiny-mimi",
+        "bridge": "models/codec.pt",
+    })
     lm: str = "models/tiny-smollm2"  # paper: HuggingFaceTB/SmolLM2-135M
     steps: int = 200
     batch_size: int = 16
     lr: float = 1e-4
     max_audio_sec: float = 10.0
+    max_answer_tokens: int = 8  # greedy decoding length at test time
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.encoders) - set(REASONING_ENCODERS))
+        if unknown:
+            raise ConfigError(f"eval.reasoning.encoders: unknown encoder {unknown[0]!r}; "
+                              f"known: {', '.join(REASONING_ENCODERS)}")
+        for key in ("steps", "batch_size", "lr", "max_audio_sec", "max_answer_tokens"):
+            _positive(f"eval.reasoning.{key}", getattr(self, key))
 
 
 @dataclass
 class EvalProbeConfig:
     steps: int = 300
     lr: float = 1e-3
+    batch_size: int = 32  # utterances per step
+    dim: int = 128  # embedding and GRU width of the probe
+
+    def __post_init__(self) -> None:
+        for key in ("steps", "lr", "batch_size", "dim"):
+            _positive(f"eval.probe.{key}", getattr(self, key))
 
 
 @dataclass

@@ -18,6 +18,7 @@ from semantic_bridge.data.sentences import generate_sentences
 
 WAVLM_LAYERS = 24  # as WavLM-Large
 QWEN_LAYERS = 28  # as Qwen2.5-1.5B
+SMOLLM2_LAYERS = 4  # SmolLM2-135M has 30; no layer is indexed, so depth only costs time here
 EOS = "<|endoftext|>"
 
 
@@ -79,4 +80,68 @@ def build_tiny_qwen(out: str | Path, dim: int, seed: int, vocab_size: int = 1024
     out = Path(out)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+    return out
+
+
+def build_tiny_smollm2(out: str | Path, seed: int, dim: int = 64, vocab_size: int = 1024) -> Path:
+    """SmolLM2-135M's layout (``LlamaForCausalLM``, grouped-query attention, tied embeddings) at
+    width ``dim`` and ``SMOLLM2_LAYERS`` deep, with a byte-level BPE trained on the corpus grammar (byte-level:
+    questions and answers encode too): the frozen LM of ``eval_reasoning`` at the embedded scale."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = train_tokenizer(generate_sentences(4000, seed + 1), vocab_size)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=dim, num_hidden_layers=SMOLLM2_LAYERS,
+        num_attention_heads=4, num_key_value_heads=2, intermediate_size=2 * dim,
+        max_position_embeddings=2048, tie_word_embeddings=True, rope_theta=100000.0,
+        eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    _seeded(seed)
+    model = LlamaForCausalLM(config).eval()
+    out = Path(out)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def build_tiny_mimi(out: str | Path, seed: int) -> Path:
+    """A kyutai-Mimi-layout ``MimiModel`` (1 semantic + 7 acoustic codebooks) at tiny width, for
+    the ``mimi_semantic`` / ``mimi_full`` encoders of ``eval_reasoning`` at the embedded scale.
+
+    A freshly built ``MimiModel`` has all-zero codebooks (every code would be 0, DESIGN §5), so
+    the codebooks get random entries: codes then depend on the audio, as with trained ones."""
+    from transformers import MimiConfig, MimiModel
+
+    config = MimiConfig(hidden_size=64, num_filters=8, num_hidden_layers=2, num_attention_heads=4,
+                        num_key_value_heads=4, intermediate_size=128, codebook_size=256,
+                        codebook_dim=32, vector_quantization_hidden_dimension=32,
+                        num_quantizers=8, num_semantic_quantizers=1, upsample_groups=64)
+    _seeded(seed)
+    model = MimiModel(config).eval()
+    with torch.no_grad():
+        for name, buffer in model.named_buffers():
+            if name.endswith("codebook.embed_sum"):
+                buffer.normal_()
+    out = Path(out)
+    model.save_pretrained(out)
+    return out
+
+
+HTSAT_FILE = "htsat.pth"
+
+
+def build_tiny_htsat(out: str | Path, seed: int) -> Path:
+    """msclap's HTSAT audio encoder (the CLAP 2023 configuration; HTSAT's size is fixed by
+    msclap, 33 M parameters) with random weights, saved as a checkpoint in msclap's own format
+    (``{"model": {"audio_encoder.*": ...}}``, as ``CLAP_weights_2023.pth``), so the stage loads
+    it through the same code as the released weights."""
+    from semantic_bridge.evaluate.encoders import build_htsat
+
+    _seeded(seed)
+    encoder = build_htsat()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    state = {f"audio_encoder.{k}": v for k, v in encoder.state_dict().items()}
+    torch.save({"model": state}, out / HTSAT_FILE)
     return out

@@ -165,17 +165,12 @@ class NemoAligner:
         import torch
         from nemo.collections.asr.models import ASRModel
 
+        from ..nemo_models import NemoModel
+
         self.torch = torch
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        if model.endswith(".nemo"):
-            if not Path(model).is_file():
-                raise FileNotFoundError(f"align.nemo_model: {model} not found")
-            self._unpacked = None
-            self.model = ASRModel.restore_from(model, map_location=self.device,
-                                               save_restore_connector=self._connector(model))
-        else:
-            self.model = ASRModel.from_pretrained(model, map_location=self.device)
-        self.model.eval()
+        self._loaded = NemoModel(model, ASRModel, self.device, "align.nemo_model")
+        self.model = self._loaded.model
         self.batch_size = batch_size
         self.ctc = getattr(self.model, "ctc_decoder", None) or self.model.decoder
         self.vocabulary = list(self.ctc.vocabulary)
@@ -183,30 +178,6 @@ class NemoAligner:
         self.tokenizer = getattr(self.model, "tokenizer", None)  # None for character models
         self.sample_rate = int(self.model.cfg.sample_rate)
         self.window_stride = float(self.model.cfg.preprocessor.window_stride)
-
-    def _connector(self, path: str):
-        """NeMo 3.0 unpacks ``.nemo`` archives with tarfile's extraction filters, which
-        Python < 3.11.4 lacks (Debian 12 ships 3.11.2). There, unpack it here (every member
-        checked to stay inside the folder, no links) and hand NeMo the folder."""
-        import tarfile
-        import tempfile
-
-        from nemo.core.connectors.save_restore_connector import SaveRestoreConnector
-
-        connector = SaveRestoreConnector()
-        if hasattr(tarfile, "data_filter"):
-            return connector
-        self._unpacked = tempfile.TemporaryDirectory(prefix="nemo-")
-        root = Path(self._unpacked.name).resolve()
-        with tarfile.open(path, "r:*") as tar:
-            members = tar.getmembers()
-            for member in members:
-                inside = (root / member.name).resolve().is_relative_to(root)
-                if not inside or member.issym() or member.islnk() or member.isdev():
-                    raise ValueError(f"align.nemo_model: {path}: unsafe archive member {member.name!r}")
-            tar.extractall(root, members=members)
-        connector.model_extracted_dir = str(root)
-        return connector
 
     def _targets(self, words: list[str]) -> tuple[list[int], list[tuple[int, int]]]:
         """Token ids of the transcript and, per word, its [first, last] token index."""

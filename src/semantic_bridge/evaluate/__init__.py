@@ -1,0 +1,1 @@
+"""Evaluations of the codec: pure metric functions (``metrics``) and one runner per DVC stage."""

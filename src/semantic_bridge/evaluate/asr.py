@@ -1,0 +1,190 @@
+"""Speech recognisers for the WER evaluations, chosen by ``eval.wer.backend``:
+
+- ``pocketsphinx`` (embedded default): the US-English acoustic model and dictionary that the
+  pip package ships, with either its bundled general-English LM or (``eval.wer.pocketsphinx_lm:
+  corpus``, the default) a bigram LM trained on the train split's transcripts: an in-domain LM,
+  as ASR systems are usually evaluated. Real and offline; weak on synthetic voices.
+- ``whisper``: any Whisper checkpoint through transformers (``eval.wer.model``: name or path).
+- ``nemo``: any NeMo ASR model (CTC, RNN-T, hybrid) by name or ``.nemo`` path.
+
+Every backend takes ``(audio[N] float32, sample_rate)`` pairs and returns raw text; the
+WER metric normalises it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable, Optional, Protocol
+
+import numpy as np
+
+from ..config import ConfigError, EvalWerConfig
+from ..data.align import to_pcm16k
+from ..data.audio import resample
+from .common import iter_split
+
+Audio = tuple[np.ndarray, int]
+
+
+class Recognizer(Protocol):
+    name: str
+    model: Optional[str]
+
+    def transcribe(self, audios: list[Audio]) -> list[str]: ...
+
+    def close(self) -> None: ...
+
+
+# --------------------------------------------------------------------------- pocketsphinx
+_decoder = None  # one per worker process
+_lm_path: Optional[str] = None  # set in each worker by _sphinx_init
+
+
+def _sphinx_init(lm_path: Optional[str]) -> None:
+    global _lm_path, _decoder
+    _lm_path, _decoder = lm_path, None
+
+
+def _sphinx_transcribe(pcm: bytes) -> str:
+    global _decoder
+    if _decoder is None:
+        from pocketsphinx import Decoder
+
+        lm = {"lm": _lm_path} if _lm_path else {}  # default: the bundled en-us LM
+        _decoder = Decoder(samprate=16000, loglevel="FATAL", **lm)
+    _decoder.reinit_feat()  # no cepstral-mean state carried over from the previous utterance
+    _decoder.start_utt()
+    _decoder.process_raw(pcm, full_utt=True)
+    _decoder.end_utt()
+    hyp = _decoder.hyp()
+    return hyp.hypstr if hyp is not None else ""
+
+
+class PocketsphinxRecognizer:
+    """Resampling in this process; decoding in spawned workers (one per core).
+
+    ``lm_texts``: transcripts for an in-domain bigram LM (None: the bundled general LM)."""
+
+    name = "pocketsphinx"
+
+    def __init__(self, lm_texts: Optional[Iterable[str]] = None, workers: Optional[int] = None) -> None:
+        self.workers = workers or max(1, min(len(os.sched_getaffinity(0)), 8))
+        self._dir = None
+        lm_path = None
+        self.model = "pocketsphinx en-us, bundled LM"
+        if lm_texts is not None:
+            from pocketsphinx import Decoder
+
+            from .arpa import bigram_arpa, lm_sentences
+
+            lexicon = Decoder(lm=None, samprate=16000, loglevel="FATAL")
+            arpa = bigram_arpa(lm_sentences(lm_texts, lambda w: lexicon.lookup_word(w) is not None))
+            self._dir = tempfile.TemporaryDirectory(prefix="sphinx-lm-")
+            lm_path = str(Path(self._dir.name) / "corpus.arpa")
+            Path(lm_path).write_text(arpa)
+            self.model = "pocketsphinx en-us, bigram LM of the train transcripts"
+        _sphinx_init(lm_path)
+        self._pool = (mp.get_context("spawn").Pool(self.workers, _sphinx_init, (lm_path,))
+                      if self.workers > 1 else None)
+
+    def transcribe(self, audios: list[Audio]) -> list[str]:
+        jobs = [to_pcm16k(a, sr) for a, sr in audios]
+        if self._pool is None:
+            return [_sphinx_transcribe(j) for j in jobs]
+        return self._pool.map(_sphinx_transcribe, jobs, chunksize=max(1, len(jobs) // (4 * self.workers)))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool.join()
+            self._pool = None
+        if self._dir is not None:
+            self._dir.cleanup()
+            self._dir = None
+
+
+# --------------------------------------------------------------------------- whisper
+class WhisperRecognizer:
+    """Greedy decoding, English transcription, batched; 30 s windows (longer audio is cut)."""
+
+    name = "whisper"
+
+    def __init__(self, model: str, batch_size: int = 16) -> None:
+        import torch
+        from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+        self.torch = torch
+        self.model = model
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.processor = WhisperProcessor.from_pretrained(model)
+        dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
+        self.net = WhisperForConditionalGeneration.from_pretrained(model, dtype=dtype).to(self.device).eval()
+        self.rate = self.processor.feature_extractor.sampling_rate
+        self.batch_size = batch_size
+        gen = self.net.generation_config
+        # English-only checkpoints take no language/task tokens
+        self.kwargs = {"language": "en", "task": "transcribe"} if getattr(gen, "is_multilingual", False) else {}
+        # a 30 s window holds well under 200 tokens; leave room for the 4 prompt tokens
+        self.kwargs["max_new_tokens"] = min(200, self.net.config.max_target_positions - 8)
+
+    def transcribe(self, audios: list[Audio]) -> list[str]:
+        out: list[str] = []
+        for b in range(0, len(audios), self.batch_size):
+            waves = [resample(a, sr, self.rate) for a, sr in audios[b : b + self.batch_size]]
+            feats = self.processor.feature_extractor(waves, sampling_rate=self.rate, return_tensors="pt")
+            x = feats.input_features.to(self.device, self.net.dtype)
+            with self.torch.inference_mode():
+                ids = self.net.generate(x, do_sample=False, **self.kwargs)
+            out.extend(self.processor.batch_decode(ids, skip_special_tokens=True))
+        return [t.strip() for t in out]
+
+    def close(self) -> None:
+        pass
+
+
+# --------------------------------------------------------------------------- nemo
+class NemoRecognizer:
+    name = "nemo"
+
+    def __init__(self, model: str, batch_size: int = 16) -> None:
+        import torch
+        from nemo.collections.asr.models import ASRModel
+
+        from ..nemo_models import NemoModel
+
+        self.model = model
+        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self._loaded = NemoModel(model, ASRModel, dev, "eval.wer.model")
+        self.net = self._loaded.model
+        self.rate = int(self.net.cfg.sample_rate)
+        self.batch_size = batch_size
+
+    def transcribe(self, audios: list[Audio]) -> list[str]:
+        waves = [resample(a, sr, self.rate) for a, sr in audios]
+        hyps = self.net.transcribe(waves, batch_size=self.batch_size, verbose=False)
+        if isinstance(hyps, tuple):  # some models return (best, all) hypotheses
+            hyps = hyps[0]
+        return [(h if isinstance(h, str) else h.text).strip() for h in hyps]
+
+    def close(self) -> None:
+        pass
+
+
+def make_recognizer(cfg: EvalWerConfig, corpus: Optional[str] = None) -> Recognizer:
+    """The configured recogniser; ``corpus`` (a prepared corpus folder) supplies the train
+    transcripts for pocketsphinx's in-domain LM."""
+    if cfg.backend == "pocketsphinx":
+        if cfg.pocketsphinx_lm == "corpus":
+            if corpus is None:
+                raise ValueError("pocketsphinx_lm 'corpus' needs the corpus folder")
+            texts = (r["text"] for r in iter_split(corpus, "train", ["text"]))
+            return PocketsphinxRecognizer(texts)
+        return PocketsphinxRecognizer()
+    if not cfg.model:
+        raise ConfigError(f"eval.wer.model: required for backend {cfg.backend!r} (a name or path)")
+    if cfg.backend == "whisper":
+        return WhisperRecognizer(cfg.model, cfg.batch_size)
+    return NemoRecognizer(cfg.model, cfg.batch_size)

@@ -1,0 +1,110 @@
+"""Frozen audio encoders for eval_reasoning. Each maps a clip ``audio[N]`` (24 kHz) to a
+feature sequence ``[T, D]`` that the mapper turns into LM input embeddings:
+
+- ``htsat``: msclap's HTSAT audio encoder (CLAP 2023 configuration), its 768-d clip
+  embedding (T = 1); audio at 44.1 kHz, repeated or cut to msclap's 7 s window as msclap does.
+  Weights: msclap's checkpoint format (``CLAP_weights_2023.pth``) in the given folder.
+- ``mimi_semantic`` / ``mimi_full``: a kyutai Mimi (``MimiModel``, transformers format) by
+  path; the quantized latent of its semantic codebook / of all its codebooks (12.5 Hz, 512-d
+  at full size).
+- ``bridge``: this repo's codec (``models/codec.pt``), the quantized latent of all levels.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from ..config import ConfigError
+from ..data.audio import resample
+from .common import as_batch, device, load_codec
+
+HTSAT_RATE = 44100
+HTSAT_SECONDS = 7  # msclap 2023 config "duration"
+
+
+class FeatureEncoder(Protocol):
+    dim: int
+
+    def __call__(self, audio: np.ndarray, sample_rate: int) -> np.ndarray: ...
+
+
+def build_htsat():
+    """msclap's ``AudioEncoder`` with HTSAT and the CLAP 2023 values (random weights)."""
+    from msclap.models.clap import AudioEncoder
+
+    return AudioEncoder("HTSAT", d_in=768, d_out=1024, sample_rate=HTSAT_RATE, window_size=1024,
+                        hop_size=320, mel_bins=64, fmin=50, fmax=8000, classes_num=527)
+
+
+class HtsatEncoder:
+    dim = 768
+
+    def __init__(self, folder: str) -> None:
+        files = sorted(Path(folder).glob("*.pth")) if Path(folder).is_dir() else []
+        if len(files) != 1:
+            raise ConfigError(f"eval.reasoning.encoders.htsat: {folder} must be a folder holding one "
+                              f"msclap checkpoint (*.pth), found {len(files)}")
+        state = torch.load(files[0], map_location="cpu", weights_only=False)
+        state = state.get("model", state)
+        prefix = "audio_encoder."
+        own = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        self.net = build_htsat()
+        missing, _ = self.net.load_state_dict(own, strict=False)
+        if missing:
+            raise ConfigError(f"eval.reasoning.encoders.htsat: {files[0]} lacks {len(missing)} HTSAT "
+                              f"tensors, e.g. {missing[0]}")
+        self.device = device()
+        self.net.to(self.device).eval()
+
+    @torch.no_grad()
+    def __call__(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+        wave = resample(audio, sample_rate, HTSAT_RATE)
+        n = HTSAT_SECONDS * HTSAT_RATE
+        wave = np.tile(wave, -(-n // max(len(wave), 1)))[:n]  # msclap: repeat short clips, cut long
+        x = torch.from_numpy(np.ascontiguousarray(wave))[None].to(self.device)
+        return self.net.base(x)["embedding"].float().cpu().numpy()  # [1, 768]
+
+
+class MimiEncoder:
+    def __init__(self, path: str, semantic_only: bool) -> None:
+        from transformers import MimiModel
+
+        self.device = device()
+        self.net = MimiModel.from_pretrained(path).to(self.device).eval()
+        self.rate = self.net.config.sampling_rate
+        self.levels = self.net.config.num_semantic_quantizers if semantic_only else self.net.config.num_quantizers
+        self.dim = self.net.config.hidden_size
+
+    @torch.no_grad()
+    def __call__(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+        x = as_batch(resample(audio, sample_rate, self.rate), self.device)
+        codes = self.net.encode(x, num_quantizers=self.levels).audio_codes
+        return self.net.quantizer.decode(codes)[0].T.float().cpu().numpy()  # [T, D]
+
+
+class BridgeEncoder:
+    def __init__(self, path: str) -> None:
+        self.codec = load_codec(path).codec
+        self.dim = self.codec.settings["codec"]["hidden_size"]
+
+    @torch.no_grad()
+    def __call__(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+        dev = next(self.codec.parameters()).device
+        q = self.codec.quantize(self.codec.encode_latent(as_batch(resample(audio, sample_rate, self.codec.sample_rate), dev)))
+        return q.latent()[0].T.float().cpu().numpy()
+
+
+def make_encoder(name: str, model: str) -> FeatureEncoder:
+    if not Path(model).exists():
+        raise FileNotFoundError(f"eval.reasoning.encoders.{name}: {model} not found")
+    if name == "htsat":
+        return HtsatEncoder(model)
+    if name in ("mimi_semantic", "mimi_full"):
+        return MimiEncoder(model, semantic_only=name == "mimi_semantic")
+    if name == "bridge":
+        return BridgeEncoder(model)
+    raise ConfigError(f"eval.reasoning.encoders: unknown encoder {name!r}")

@@ -1,0 +1,146 @@
+"""eval_probe: do content tokens predict words? The same small probe -- per-level code
+embeddings (summed over the group's levels) -> a causal GRU -> a linear layer over the training
+vocabulary -- reads the codes of CB0, of CB1 or of CB2..CB8 up to the end of word ``i`` and
+predicts word ``i + 1``. Top-1 accuracy on the test split, beside the majority-word baseline.
+
+Causality follows DESIGN §2: the prediction after word ``i`` uses frames that end by the word's
+end time, ``floor(end / 0.08)`` frames; a word that ends inside the first frame gives no example.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import Params
+from ..frames import FRAME_SECONDS
+from .common import EvalDataError, as_batch, device, header, iter_split, load_codec
+
+log = logging.getLogger(__name__)
+UNK = 0  # vocabulary index of words never seen as a training target
+
+
+def probe_groups(n_levels: int) -> dict[str, list[int]]:
+    return {"cb0": [0], "cb1": [1], "cb2_8": list(range(2, n_levels))}
+
+
+@dataclass
+class Utterance:
+    codes: np.ndarray  # [K, T] int64
+    positions: np.ndarray  # [M] frame index whose state predicts the next word
+    targets: list[str]  # [M] the next word
+
+
+def word_examples(words: list[dict], n_frames: int) -> tuple[list[int], list[str], int]:
+    """(positions, next words, skipped): after word i, the last frame ending by its end time."""
+    positions, targets, skipped = [], [], 0
+    for w, nxt in zip(words[:-1], words[1:]):
+        f = min(int(np.floor(w["end"] / FRAME_SECONDS + 1e-9)), n_frames)
+        if f < 1:
+            skipped += 1
+            continue
+        positions.append(f - 1)
+        targets.append(str(nxt["word"]).lower())
+    return positions, targets, skipped
+
+
+class Probe(nn.Module):
+    def __init__(self, levels: int, codebook_size: int, dim: int, vocab: int) -> None:
+        super().__init__()
+        self.embed = nn.ModuleList(nn.Embedding(codebook_size, dim) for _ in range(levels))
+        self.rnn = nn.GRU(dim, dim, batch_first=True)
+        self.head = nn.Linear(dim, vocab)
+
+    def forward(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes [B, L, T] -> logits [B, T, V]; the state at t has seen frames <= t only."""
+        x = sum(emb(codes[:, k]) for k, emb in enumerate(self.embed))
+        return self.head(self.rnn(x)[0])
+
+
+def _encode_split(codec, corpus: str, split: str) -> tuple[list[Utterance], int]:
+    dev = next(codec.parameters()).device
+    utts, skipped = [], 0
+    for row in iter_split(corpus, split, ["audio", "words"]):
+        with torch.no_grad():
+            codes = codec.encode(as_batch(row["audio"], dev))[0].cpu().numpy()
+        pos, tgt, skip = word_examples(row["words"], codes.shape[-1])
+        skipped += skip
+        if pos:
+            utts.append(Utterance(codes, np.array(pos), tgt))
+    if not utts:
+        raise EvalDataError(f"{corpus}/{split}: no utterance with two or more aligned words")
+    return utts, skipped
+
+
+def _batch(utts: list[Utterance], levels: list[int], vocab: dict[str, int], dev):
+    t = max(u.codes.shape[-1] for u in utts)
+    codes = torch.zeros(len(utts), len(levels), t, dtype=torch.long)
+    rows, cols, targets = [], [], []
+    for i, u in enumerate(utts):
+        codes[i, :, : u.codes.shape[-1]] = torch.from_numpy(u.codes[levels])
+        rows += [i] * len(u.positions)
+        cols += u.positions.tolist()
+        targets += [vocab.get(w, UNK) for w in u.targets]
+    return codes.to(dev), torch.tensor(rows, device=dev), torch.tensor(cols, device=dev), \
+        torch.tensor(targets, device=dev)
+
+
+def train_probe(train: list[Utterance], test: list[Utterance], levels: list[int], size: int,
+                vocab: dict[str, int], params: Params) -> tuple[float, float]:
+    """(test top-1 accuracy, mean training loss of the last 10 steps)."""
+    cfg = params.eval.probe
+    dev = device()
+    torch.manual_seed(params.seed)
+    rng = np.random.default_rng(params.seed)
+    probe = Probe(len(levels), size, cfg.dim, len(vocab) + 1).to(dev)
+    opt = torch.optim.Adam(probe.parameters(), lr=cfg.lr)
+    losses = []
+    for _ in range(cfg.steps):
+        pick = rng.choice(len(train), size=min(cfg.batch_size, len(train)), replace=False)
+        codes, r, c, y = _batch([train[i] for i in pick], levels, vocab, dev)
+        loss = nn.functional.cross_entropy(probe(codes)[r, c], y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    probe.eval()
+    hits = total = 0
+    with torch.no_grad():
+        for b in range(0, len(test), cfg.batch_size):
+            codes, r, c, y = _batch(test[b : b + cfg.batch_size], levels, vocab, dev)
+            guess = probe(codes)[r, c].argmax(-1)
+            hits += int(((guess == y) & (y != UNK)).sum())  # an unseen word is never right
+            total += len(y)
+    return hits / total, float(np.mean(losses[-10:]))
+
+
+def run_probe(params: Params, merged: str, codec_path: str) -> dict[str, Any]:
+    loaded = load_codec(codec_path)
+    codec = loaded.codec
+    train, skip_train = _encode_split(codec, merged, "train")
+    test, skip_test = _encode_split(codec, merged, "test")
+    counts = Counter(w for u in train for w in u.targets)
+    vocab = {w: i + 1 for i, (w, _) in enumerate(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))}
+    test_targets = [w for u in test for w in u.targets]
+    majority = counts.most_common(1)[0][0]
+    results = {}
+    for name, levels in probe_groups(codec.n_levels).items():
+        acc, loss = train_probe(train, test, levels, loaded.books.size, vocab, params)
+        results[name] = {"top1": acc, "levels": levels, "final_train_loss": loss}
+        log.info("probe %s: top-1 %.4f", name, acc)
+    cfg = params.eval.probe
+    return {**header(params, codec=loaded.info()),
+            "probe": {"architecture": "code embeddings -> GRU -> linear", "dim": cfg.dim,
+                      "steps": cfg.steps, "lr": cfg.lr, "batch_size": cfg.batch_size},
+            "examples": {"train": sum(len(u.targets) for u in train), "test": len(test_targets),
+                         "skipped_no_frames": skip_train + skip_test},
+            "vocabulary": len(vocab),
+            "test_oov_rate": sum(w not in vocab for w in test_targets) / len(test_targets),
+            "majority_baseline": sum(w == majority for w in test_targets) / len(test_targets),
+            "accuracy": results}

@@ -1,0 +1,197 @@
+"""eval_reasoning: do codec features help audio reasoning? One frozen audio encoder, a trainable
+mapper (Linear -> GELU -> Linear, one LM input embedding per encoder frame) and a frozen causal
+LM (SmolLM2-135M at paper scale), trained with cross-entropy on the answer tokens only, on
+ReasonAQA-format questions (one or two clips). The same hyperparameters for every encoder;
+accuracy = normalised exact match of the greedy answer, per question type and overall.
+
+Input sequence: ``Audio 1:`` <clip 1 frames> [`` Audio 2:`` <clip 2 frames>]
+`` Question: {input} Answer:`` then the answer tokens and EOS (the only supervised tokens).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import Params
+from ..data import shards
+from ..data.evalsets import QaItem, read_reasonaqa
+from .common import EvalDataError, device, header, write_text
+from .encoders import make_encoder
+from .metrics import normalize
+
+log = logging.getLogger(__name__)
+IGNORE = -100
+
+
+def make_mapper(dim_in: int, dim_lm: int) -> nn.Module:
+    return nn.Sequential(nn.Linear(dim_in, dim_lm), nn.GELU(), nn.Linear(dim_lm, dim_lm))
+
+
+@dataclass
+class Example:
+    """One question as token ids and clip references, ready to embed."""
+
+    parts: list[Any]  # token-id lists and clip paths (str), in order
+    answer: list[int]  # answer ids + EOS (supervised)
+    item: QaItem
+
+
+class QaModel(nn.Module):
+    """Frozen LM + trainable mapper; clip features are precomputed (the encoder is frozen)."""
+
+    def __init__(self, lm, mapper: nn.Module, features: dict[str, torch.Tensor]) -> None:
+        super().__init__()
+        self.lm, self.mapper, self.features = lm, mapper, features
+        for p in self.lm.parameters():
+            p.requires_grad_(False)
+
+    def embed(self, ex: Example, with_answer: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Input embeddings ``[L, H]`` and labels ``[L]`` (answer ids, IGNORE elsewhere)."""
+        table = self.lm.get_input_embeddings()
+        dev = table.weight.device
+        pieces, labels = [], []
+        for part in ex.parts + ([ex.answer] if with_answer else []):
+            if isinstance(part, str):
+                x = self.mapper(self.features[part].to(dev))
+            else:
+                x = table(torch.tensor(part, device=dev))
+            pieces.append(x)
+            labels.append(torch.full((len(x),), IGNORE, device=dev))
+        if with_answer:
+            labels[-1] = torch.tensor(ex.answer, device=dev)
+        return torch.cat(pieces).to(table.weight.dtype), torch.cat(labels)
+
+    def batch(self, examples: list[Example], with_answer: bool, left_pad: bool):
+        seqs = [self.embed(ex, with_answer) for ex in examples]
+        n = max(len(x) for x, _ in seqs)
+        h = seqs[0][0].shape[-1]
+        dev = seqs[0][0].device
+        x = torch.zeros(len(seqs), n, h, device=dev, dtype=seqs[0][0].dtype)
+        labels = torch.full((len(seqs), n), IGNORE, device=dev)
+        mask = torch.zeros(len(seqs), n, dtype=torch.long, device=dev)
+        for i, (e, lab) in enumerate(seqs):
+            sl = slice(n - len(e), n) if left_pad else slice(0, len(e))
+            x[i, sl], labels[i, sl], mask[i, sl] = e, lab, 1
+        return x, mask, labels
+
+    def loss(self, examples: list[Example]) -> torch.Tensor:
+        x, mask, labels = self.batch(examples, with_answer=True, left_pad=False)
+        return self.lm(inputs_embeds=x, attention_mask=mask, labels=labels).loss
+
+    @torch.no_grad()
+    def answer(self, examples: list[Example], max_tokens: int, eos: int, pad: int) -> list[list[int]]:
+        x, mask, _ = self.batch(examples, with_answer=False, left_pad=True)
+        out = self.lm.generate(inputs_embeds=x, attention_mask=mask, max_new_tokens=max_tokens,
+                               do_sample=False, eos_token_id=eos, pad_token_id=pad)
+        return out.tolist()
+
+
+def _examples(items: list[QaItem], tok) -> list[Example]:
+    def ids(text: str) -> list[int]:
+        return tok(text, add_special_tokens=False)["input_ids"]
+
+    out = []
+    for it in items:
+        parts: list[Any] = [ids("Audio 1:"), it.filepath1]
+        if it.filepath2:
+            parts += [ids(" Audio 2:"), it.filepath2]
+        parts.append(ids(f" Question: {it.input} Answer:"))
+        out.append(Example(parts, ids(" " + it.answer) + [tok.eos_token_id], it))
+    return out
+
+
+def clip_features(encoder, clips_dir: Path, needed: set[str], max_samples: int,
+                  sample_rate: int) -> dict[str, torch.Tensor]:
+    feats = {}
+    for row in shards.iter_rows(clips_dir, columns=["filepath", "audio"]):
+        if row["filepath"] in needed:
+            feats[row["filepath"]] = torch.from_numpy(encoder(row["audio"][:max_samples], sample_rate))
+    missing = needed - set(feats)
+    if missing:
+        raise EvalDataError(f"{clips_dir}: no audio for {len(missing)} question clips, e.g. {sorted(missing)[0]}")
+    return feats
+
+
+def run_reasoning(params: Params, encoder_name: str, prepared: str, loss_plot: str) -> dict[str, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    cfg = params.eval.reasoning
+    if encoder_name not in cfg.encoders:
+        raise EvalDataError(f"--encoder {encoder_name}: not in eval.reasoning.encoders")
+    model_path = cfg.encoders[encoder_name]
+    prepared = Path(prepared)
+    train_items = read_reasonaqa(prepared / "qa" / "train.json")
+    test_items = read_reasonaqa(prepared / "qa" / "test.json")
+    if not train_items or not test_items:
+        raise EvalDataError(f"{prepared / 'qa'}: need train and test questions")
+    rate = params.data.sample_rate
+    encoder = make_encoder(encoder_name, model_path)
+    needed = {p for it in train_items + test_items for p in (it.filepath1, it.filepath2) if p}
+    feats = clip_features(encoder, prepared / "qa_audio", needed, int(cfg.max_audio_sec * rate), rate)
+    del encoder
+
+    torch.manual_seed(params.seed)
+    dev = device()
+    tok = AutoTokenizer.from_pretrained(cfg.lm)
+    dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
+    lm = AutoModelForCausalLM.from_pretrained(cfg.lm, dtype=dtype).to(dev).eval()
+    dim_in = next(iter(feats.values())).shape[-1]
+    mapper = make_mapper(dim_in, lm.config.hidden_size).to(dev)
+    model = QaModel(lm, mapper, feats)
+    train, test = _examples(train_items, tok), _examples(test_items, tok)
+    opt = torch.optim.AdamW(mapper.parameters(), lr=cfg.lr)
+    rng = np.random.default_rng(params.seed)
+    curve = []
+    for step in range(1, cfg.steps + 1):
+        pick = rng.choice(len(train), size=min(cfg.batch_size, len(train)), replace=False)
+        loss = model.loss([train[i] for i in pick])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        curve.append(loss.item())
+        if step % 50 == 0 or step == cfg.steps:
+            log.info("%s step %d: loss %.4f", encoder_name, step, float(loss))
+    mapper.eval()
+
+    eos = tok.eos_token_id
+    pad = tok.pad_token_id if tok.pad_token_id is not None else eos
+    correct: Counter = Counter()
+    total: Counter = Counter()
+    for b in range(0, len(test), cfg.batch_size):
+        chunk = test[b : b + cfg.batch_size]
+        for ex, ids in zip(chunk, model.answer(chunk, cfg.max_answer_tokens, eos, pad), strict=True):
+            ids = ids[: ids.index(eos)] if eos in ids else ids
+            guess = normalize(tok.decode(ids, skip_special_tokens=True))
+            total[ex.item.taskname] += 1
+            correct[ex.item.taskname] += int(guess == normalize(ex.item.answer))
+    write_text(loss_plot, "step\tloss\n" + "".join(f"{i}\t{v:.6f}\n" for i, v in enumerate(curve, 1)))
+    per_type = {t: {"accuracy": correct[t] / total[t], "questions": total[t]} for t in sorted(total)}
+    # chance-free reference: always answering the most frequent training answer of the type
+    majority = _majority_accuracy(train_items, test_items)
+    return {**header(params, encoder={"name": encoder_name, "model": model_path, "dim": dim_in},
+                     lm=cfg.lm),
+            "hyperparameters": {"steps": cfg.steps, "batch_size": cfg.batch_size, "lr": cfg.lr,
+                                "max_audio_sec": cfg.max_audio_sec},
+            "questions": {"train": len(train_items), "test": len(test_items)},
+            "final_train_loss": float(np.mean(curve[-10:])),
+            "accuracy": sum(correct.values()) / sum(total.values()),
+            "per_type": per_type,
+            "majority_baseline": majority}
+
+
+def _majority_accuracy(train: list[QaItem], test: list[QaItem]) -> float:
+    """Accuracy of answering each test question with its type's most frequent training answer."""
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for it in train:
+        counts[it.taskname][normalize(it.answer)] += 1
+    hits = sum(1 for it in test if counts[it.taskname]
+               and counts[it.taskname].most_common(1)[0][0] == normalize(it.answer))
+    return hits / len(test)

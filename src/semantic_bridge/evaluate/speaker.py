@@ -1,0 +1,73 @@
+"""Speaker embeddings for eval_swap, chosen by ``eval.swap.speaker_backend``:
+
+- ``mfcc`` (embedded default): mean and standard deviation of 20 MFCCs over the voiced
+  frames (energy above the utterance's median). No weights, so it runs offline; a classic
+  weak speaker representation that does follow pitch and timbre, not a neural verifier.
+- ``nemo``: a NeMo speaker model (``EncDecSpeakerLabelModel``, e.g. TitaNet-large) by name or
+  ``.nemo`` path; its embedding of the whole utterance.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Protocol
+
+import numpy as np
+import torch
+
+from ..config import EvalSwapConfig
+from ..data.audio import resample
+
+RATE = 16000
+
+
+class SpeakerModel(Protocol):
+    name: str
+    model: Optional[str]
+
+    def embed(self, audio: np.ndarray, sample_rate: int) -> np.ndarray: ...
+
+
+class MfccSpeaker:
+    name = "mfcc"
+    model = "mfcc-20 mean+std (no weights)"
+
+    def __init__(self) -> None:
+        import torchaudio
+
+        self.mfcc = torchaudio.transforms.MFCC(
+            sample_rate=RATE, n_mfcc=20,
+            melkwargs={"n_fft": 512, "win_length": 400, "hop_length": 160, "n_mels": 40})
+
+    def embed(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+        """``[40]``: mean and std of MFCC 1..20 (c0, the loudness, is left out) over voiced frames."""
+        wave = torch.from_numpy(resample(audio, sample_rate, RATE))
+        feats = self.mfcc(wave)  # [20, frames]
+        energy = feats[0]
+        voiced = feats[1:, energy >= energy.median()] if feats.shape[1] > 2 else feats[1:]
+        return torch.cat([voiced.mean(1), voiced.std(1, unbiased=False)]).numpy()
+
+
+class NemoSpeaker:
+    name = "nemo"
+
+    def __init__(self, model: str) -> None:
+        from nemo.collections.asr.models import EncDecSpeakerLabelModel
+
+        from ..nemo_models import NemoModel
+
+        self.model = model
+        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self._loaded = NemoModel(model, EncDecSpeakerLabelModel, dev, "eval.swap.speaker_model")
+        self.net = self._loaded.model
+        cfg = self.net.cfg
+        self.rate = int(cfg.get("sample_rate") or cfg.preprocessor.get("sample_rate", RATE))
+
+    def embed(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+        emb, _ = self.net.infer_segment(resample(audio, sample_rate, self.rate))
+        return emb[0].float().cpu().numpy()
+
+
+def make_speaker_model(cfg: EvalSwapConfig) -> SpeakerModel:
+    if cfg.speaker_backend == "mfcc":
+        return MfccSpeaker()
+    return NemoSpeaker(str(cfg.speaker_model))

@@ -1,0 +1,25 @@
+"""DVC stage ``eval_reasoning@<encoder>``: audio QA with a frozen encoder -> mapper -> frozen LM.
+
+    python stages/eval_reasoning.py --encoder bridge --prepared data/prepared \
+        --metrics metrics/reasoning/bridge.json --plot plots/reasoning/bridge.tsv
+"""
+
+from semantic_bridge.data.evalsets import EvalSetError
+from semantic_bridge.evaluate.common import EvalDataError
+from semantic_bridge.evaluate.reasoning import run_reasoning
+from semantic_bridge.stage import stage_main, write_json
+
+
+def add_args(parser):
+    parser.add_argument("--encoder", required=True, help="a key of eval.reasoning.encoders")
+    parser.add_argument("--prepared", default="data/prepared")
+    parser.add_argument("--metrics", required=True)
+    parser.add_argument("--plot", required=True, help="training loss curve (TSV)")
+
+
+def run(params, args):
+    write_json(args.metrics, run_reasoning(params, args.encoder, args.prepared, args.plot))
+
+
+if __name__ == "__main__":
+    stage_main(__doc__.splitlines()[0], run, add_args, errors=(EvalDataError, EvalSetError))

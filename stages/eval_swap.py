@@ -1,0 +1,24 @@
+"""DVC stage ``eval_swap``: voice swap (A's content codebooks + B's others): WER and speaker similarity.
+
+    python stages/eval_swap.py --corpus data/prepared/corpus --codec models/codec.pt \
+        --wavs data/eval/swap --metrics metrics/swap.json
+"""
+
+from semantic_bridge.evaluate.common import EvalDataError
+from semantic_bridge.evaluate.swap import run_swap
+from semantic_bridge.stage import stage_main, write_json
+
+
+def add_args(parser):
+    parser.add_argument("--corpus", default="data/prepared/corpus")
+    parser.add_argument("--codec", default="models/codec.pt")
+    parser.add_argument("--wavs", default="data/eval/swap", help="a few swapped pairs as wav files")
+    parser.add_argument("--metrics", default="metrics/swap.json")
+
+
+def run(params, args):
+    write_json(args.metrics, run_swap(params, args.corpus, args.codec, args.wavs))
+
+
+if __name__ == "__main__":
+    stage_main(__doc__.splitlines()[0], run, add_args, errors=(EvalDataError,))

@@ -1,0 +1,347 @@
+"""Evaluation runners on a tiny prepared corpus and a tiny codec checkpoint; ASR, speaker and
+encoder backends on tiny random-weight models saved to disk and loaded back by path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from semantic_bridge.config import EvalWerConfig, params_from_dict
+from semantic_bridge.data import shards
+from semantic_bridge.data.evalsets import read_reasonaqa
+from semantic_bridge.evaluate import eer as E
+from semantic_bridge.evaluate import probe as P
+from semantic_bridge.evaluate import reasoning as R
+from semantic_bridge.evaluate.asr import NemoRecognizer, WhisperRecognizer, make_recognizer
+from semantic_bridge.evaluate.common import load_codec, resynthesize
+from semantic_bridge.evaluate.speaker import MfccSpeaker
+from semantic_bridge.evaluate.swap import pick_pairs, run_swap
+from semantic_bridge.evaluate.wer import run_wer
+
+from conftest import tone
+from eval_fixtures import tiny_codec_checkpoint, tiny_whisper
+
+
+@pytest.fixture(scope="module")
+def eval_params(factory_raw, tmp_path_factory):
+    raw = json.loads(json.dumps(factory_raw))
+    raw["data"]["splits"]["dev_speakers"] = 3  # enough for the linear speaker probe
+    raw["data"]["synthetic"]["n_speakers"] = 9
+    return params_from_dict(raw)
+
+
+@pytest.fixture(scope="module")
+def prepared(eval_params, tmp_path_factory) -> Path:
+    from semantic_bridge.data.prepare import run_prepare
+
+    out = tmp_path_factory.mktemp("eval") / "prepared"
+    run_prepare(eval_params, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def codec_path(eval_params, prepared, tmp_path_factory) -> Path:
+    audios = [r["audio"] for r in shards.iter_rows(prepared / "corpus" / "train", columns=["audio"])]
+    return tiny_codec_checkpoint(tmp_path_factory.mktemp("codec") / "codec.pt", eval_params, audios)
+
+
+# --------------------------------------------------------------------------- codec helpers
+def test_resynthesis_decodes_exactly_the_requested_levels(codec_path):
+    codec = load_codec(codec_path).codec
+    audio = tone(1.0, 24000)
+    codes = codec.encode(torch.from_numpy(audio)[None, None])
+    for levels in ([0], [0, 1], None):
+        expected = codec.decode(codes, levels)[0, 0, : len(audio)].numpy()
+        np.testing.assert_array_equal(resynthesize(codec, audio, levels), expected)
+    assert not np.array_equal(resynthesize(codec, audio, [0]), resynthesize(codec, audio, None))
+
+
+# --------------------------------------------------------------------------- eval_wer
+def test_wer_stage_rows_bitrates_and_plot(eval_params, prepared, codec_path, tmp_path):
+    m = run_wer(eval_params, str(prepared / "corpus"), str(codec_path), str(tmp_path / "wer.csv"))
+    assert m["scale"] == "embedded" and m["models"]["asr"]["backend"] == "pocketsphinx"
+    assert m["models"]["codec"]["checkpoint"] == str(codec_path)
+    assert list(m["rows"]) == ["original", "all", "cb01", "cb0"]
+    n_test = shards.num_rows(prepared / "corpus" / "test")
+    assert m["utterances"] == min(eval_params.eval.wer.max_utterances, n_test)
+    # log2(64) = 6 bits per code at 12.5 Hz
+    assert [m["rows"][r]["bitrate_bps"] for r in ("all", "cb01", "cb0")] == [9 * 75.0, 2 * 75.0, 75.0]
+    assert m["rows"]["original"]["bitrate_bps"] == 16 * 24000
+    for row in m["rows"].values():
+        assert 0 <= row["wer"] and 0 <= row["cer"]
+    # pocketsphinx hears the clean synthetic speech: the ceiling row is far from all-wrong
+    assert m["rows"]["original"]["wer"] < 0.95
+    lines = (tmp_path / "wer.csv").read_text().splitlines()
+    assert lines[0] == "row,wer,cer,bitrate_bps" and len(lines) == 5
+
+
+def test_whisper_backend_on_a_tiny_checkpoint(tmp_path):
+    path = tiny_whisper(tmp_path / "whisper")
+    asr = WhisperRecognizer(str(path), batch_size=2)
+    assert asr.kwargs["language"] == "en"
+    texts = asr.transcribe([(tone(1.0, 24000), 24000), (tone(0.5, 16000), 16000), (tone(0.3, 8000), 8000)])
+    assert len(texts) == 3 and all(isinstance(t, str) for t in texts)
+
+
+@pytest.mark.slow
+def test_nemo_asr_backend_on_a_tiny_model(tmp_path):
+    from test_align import _tiny_nemo_ctc
+
+    path = _tiny_nemo_ctc(tmp_path / "tiny_ctc.nemo")
+    asr = NemoRecognizer(str(path), batch_size=2)
+    texts = asr.transcribe([(tone(1.0, 24000), 24000), (tone(0.6, 24000), 24000)])
+    assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
+    with pytest.raises(FileNotFoundError, match="eval.wer.model"):
+        NemoRecognizer(str(tmp_path / "missing.nemo"))
+
+
+def test_asr_params_need_a_model_for_whisper_and_nemo():
+    from semantic_bridge.config import ConfigError
+
+    with pytest.raises(ConfigError, match="eval.wer.model"):
+        EvalWerConfig(backend="whisper")
+    with pytest.raises(ConfigError, match="eval.wer.backend"):
+        EvalWerConfig(backend="kaldi")
+    asr = make_recognizer(EvalWerConfig(pocketsphinx_lm="bundled"))
+    assert asr.name == "pocketsphinx" and "bundled" in asr.model
+    asr.close()
+    with pytest.raises(ConfigError, match="pocketsphinx_lm"):
+        EvalWerConfig(pocketsphinx_lm="wiki")
+
+
+def test_bigram_arpa_is_a_normalised_backoff_model():
+    from semantic_bridge.evaluate.arpa import bigram_arpa, lm_sentences
+
+    sents = list(lm_sentences(["The cat sat.", "The dog sat down!", "A cat ran"], lambda w: w != "down"))
+    assert sents == [["the", "cat", "sat"], ["the", "dog", "sat"], ["a", "cat", "ran"]]
+    uni, bi, back = {}, {}, {}
+    section = None
+    for line in bigram_arpa(sents).splitlines():
+        if line.startswith("\\"):
+            section = line
+        elif line and section == "\\1-grams:":
+            p, w, b = line.split()
+            uni[w], back[w] = 10 ** float(p), 10 ** float(b)
+        elif line and section == "\\2-grams:":
+            p, u, w = line.split()
+            bi[(u, w)] = 10 ** float(p)
+    words = [w for w in uni if w != "<s>"]
+    assert sum(uni[w] for w in words) == pytest.approx(1.0)
+    for u in uni:  # every history's distribution (seen bigrams + backed-off rest) sums to 1
+        total = sum(bi.get((u, w), back[u] * uni[w]) for w in words)
+        assert total == pytest.approx(1.0), u
+    # "the" was followed by cat and dog once each: (1 - 0.5) / 2
+    assert bi[("the", "cat")] == pytest.approx(0.25)
+
+
+# --------------------------------------------------------------------------- eval_eer
+def test_linear_probe_scores_separate_speakers_it_never_saw():
+    """Embeddings where speaker identity lives in 3 of 20 dimensions, buried in noise elsewhere:
+    the probe (trained on other speakers) finds those dimensions; its EER beats raw cosine."""
+    rng = np.random.default_rng(0)
+
+    def speakers(n_spk, n_utt):
+        centres = np.zeros((n_spk, 20))
+        centres[:, :3] = rng.normal(size=(n_spk, 3)) * 3
+        x = np.repeat(centres, n_utt, 0) + rng.normal(size=(n_spk * n_utt, 20)) * np.r_[[0.3] * 3, [5.0] * 17]
+        return x, [f"s{i}" for i in range(n_spk) for _ in range(n_utt)]
+
+    dev_x, dev_spk = speakers(8, 20)
+    test_x, test_spk = speakers(6, 10)
+    probe = E.LinearProbe(dev_x, dev_spk, c=1.0, seed=0)
+    pairs = [(i, j) for i in range(len(test_x)) for j in range(i + 1, len(test_x))]
+    labels = np.array([test_spk[i] == test_spk[j] for i, j in pairs], int)
+    from semantic_bridge.evaluate.metrics import cosine_scores, eer
+
+    a, b = [i for i, _ in pairs], [j for _, j in pairs]
+    raw = eer(cosine_scores(test_x[a], test_x[b]), labels)
+    mapped = probe(test_x)
+    probed = eer(cosine_scores(mapped[a], mapped[b]), labels)
+    assert probed < raw / 2, (probed, raw)
+
+
+def test_pooling():
+    frames = np.array([[1.0, 2.0], [3.0, 6.0]])
+    np.testing.assert_allclose(E.pool(frames, "mean"), [2.0, 4.0])
+    np.testing.assert_allclose(E.pool(frames, "mean_std"), [2.0, 4.0, 1.0, 2.0])
+
+
+def test_eer_stage_every_source_pooling_and_scorer(eval_params, prepared, codec_path, tmp_path):
+    m = E.run_eer(eval_params, str(prepared), str(codec_path), str(tmp_path))
+    assert set(m["eer"]) == {"latent", "cb0", "cb01", "cb2_8", "all"}
+    assert m["dev"]["speakers"] == 3 and m["scorers"] == ["cosine", "probe"]
+    for source in m["eer"].values():
+        assert set(source) == {"mean", "mean_std"}
+        for scorers in source.values():
+            assert set(scorers) == {"cosine", "probe"}
+            for r in scorers.values():
+                assert 0 <= r["eer"] <= 1 and 0 <= r["min_dcf"] <= 1
+    assert m["trials"]["target"] > 0 and m["trials"]["nontarget"] > 0
+    assert len((tmp_path / "eer.csv").read_text().splitlines()) == 1 + 5 * 2 * 2
+    assert sorted(p.name for p in (tmp_path / "det").iterdir()) == [
+        "all.png", "cb0.png", "cb01.png", "cb2_8.png", "latent.png"]
+
+
+def test_frame_features_sum_the_levels_of_each_group(codec_path):
+    codec = load_codec(codec_path).codec
+    feats = E.frame_features(codec, tone(1.0, 24000))
+    with torch.no_grad():
+        q = codec.quantize(codec.encode_latent(torch.from_numpy(tone(1.0, 24000))[None, None]))
+    np.testing.assert_allclose(feats["cb01"], (q.levels[0, 0] + q.levels[0, 1]).T.numpy(), atol=1e-6)
+    np.testing.assert_allclose(feats["cb2_8"], q.levels[0, 2:].sum(0).T.numpy(), atol=1e-5)
+    assert feats["latent"].shape == feats["all"].shape == (13, codec.settings["codec"]["hidden_size"])
+
+
+# --------------------------------------------------------------------------- eval_swap
+def test_pairs_are_distinct_and_of_different_speakers():
+    spk = ["a", "a", "b", "c", "c"]
+    pairs = pick_pairs(spk, 6, seed=1)
+    assert len(pairs) == len(set(pairs)) == 6
+    assert all(spk[a] != spk[b] for a, b in pairs)
+    assert pick_pairs(spk, 6, seed=1) == pairs
+    assert len(pick_pairs(["a", "b"], 10, seed=0)) == 2  # fewer when the split has fewer
+
+
+def test_mfcc_speaker_embedding_follows_the_voice():
+    spk = MfccSpeaker()
+    low, low2, high = tone(1.0, 24000, 120.0), tone(1.2, 24000, 121.0), tone(1.0, 24000, 330.0)
+    from semantic_bridge.evaluate.metrics import cosine_scores
+
+    def sim(a, b):
+        return float(cosine_scores(spk.embed(a, 24000)[None], spk.embed(b, 24000)[None])[0])
+
+    assert sim(low, low) == pytest.approx(1.0)
+    assert sim(low, low2) > sim(low, high)
+
+
+def test_swap_stage(eval_params, prepared, codec_path, tmp_path):
+    m = run_swap(eval_params, str(prepared / "corpus"), str(codec_path), str(tmp_path / "swap"))
+    assert m["pairs"] == 3 and m["content_levels"] == 2 and m["content_bitrate_bps"] == 150.0
+    assert m["models"]["speaker"]["backend"] == "mfcc"
+    for key in ("to_a", "to_b", "a_to_b_originals", "closer_to_b_fraction"):
+        assert -1 <= m["similarity"][key] <= 1
+    assert m["wer_vs_a"] >= 0
+    assert sorted(p.name for p in (tmp_path / "swap").iterdir()) == [
+        "pair00_A.wav", "pair00_B.wav", "pair00_swap.wav", "pairs.tsv"]
+
+
+# --------------------------------------------------------------------------- eval_probe
+def test_word_examples_use_only_frames_that_ended():
+    words = [{"word": "The", "start": 0.0, "end": 0.05}, {"word": "cat", "start": 0.1, "end": 0.25},
+             {"word": "sat", "start": 0.3, "end": 0.48}, {"word": "down", "start": 0.5, "end": 0.7}]
+    pos, tgt, skipped = P.word_examples(words, n_frames=9)
+    # "The" ends inside frame 0 (no whole frame yet): skipped; "cat" ends at 0.25 -> frames 0..2
+    # (frame 2 ends at 0.24); "sat" at 0.48 -> frames 0..5 (frame 5 ends exactly at 0.48)
+    assert skipped == 1 and pos == [2, 5] and tgt == ["sat", "down"]
+
+
+def test_probe_state_at_t_ignores_later_codes():
+    probe = P.Probe(levels=2, codebook_size=16, dim=8, vocab=5).eval()
+    codes = torch.randint(0, 16, (1, 2, 10))
+    later = codes.clone()
+    later[..., 6:] = torch.randint(0, 16, (1, 2, 4))
+    with torch.no_grad():
+        a, b = probe(codes), probe(later)
+    torch.testing.assert_close(a[:, :6], b[:, :6])
+    assert not torch.allclose(a[:, 6:], b[:, 6:])
+
+
+def test_probe_stage(eval_params, prepared, codec_path):
+    m = P.run_probe(eval_params, str(prepared / "corpus"), str(codec_path))
+    assert set(m["accuracy"]) == {"cb0", "cb1", "cb2_8"}
+    assert m["accuracy"]["cb2_8"]["levels"] == list(range(2, 9))
+    for r in m["accuracy"].values():
+        assert 0 <= r["top1"] <= 1
+    assert m["examples"]["train"] > 0 and m["examples"]["test"] > 0
+    assert 0 < m["majority_baseline"] <= 1
+
+
+# --------------------------------------------------------------------------- eval_reasoning
+@pytest.fixture(scope="module")
+def reasoning_models(eval_params, tmp_path_factory):
+    from semantic_bridge.embedded import build_tiny_htsat, build_tiny_mimi, build_tiny_smollm2
+
+    root = tmp_path_factory.mktemp("reasoning_models")
+    return {"lm": build_tiny_smollm2(root / "lm", 0), "mimi": build_tiny_mimi(root / "mimi", 0),
+            "htsat": build_tiny_htsat(root / "htsat", 0)}
+
+
+def test_answer_tokens_are_the_only_supervised_ones(reasoning_models):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from semantic_bridge.data.evalsets import QaItem
+
+    tok = AutoTokenizer.from_pretrained(reasoning_models["lm"])
+    lm = AutoModelForCausalLM.from_pretrained(reasoning_models["lm"])
+    item = QaItem("a.wav", "b.wav", "Which clip is louder?", "first", "louder")
+    (ex,) = R._examples([item], tok)
+    feats = {"a.wav": torch.randn(4, 6), "b.wav": torch.randn(3, 6)}
+    model = R.QaModel(lm, R.make_mapper(6, lm.config.hidden_size), feats)
+    x, labels = model.embed(ex, with_answer=True)
+    n_answer = len(ex.answer)
+    assert labels[-n_answer:].tolist() == ex.answer and ex.answer[-1] == tok.eos_token_id
+    assert (labels[:-n_answer] == R.IGNORE).all()
+    assert x.shape[0] == sum(len(p) if not isinstance(p, str) else len(feats[p]) for p in ex.parts) + n_answer
+    loss = model.loss([ex, ex])
+    loss.backward()
+    assert all(p.grad is not None for p in model.mapper.parameters())
+    assert all(p.grad is None for p in lm.parameters())
+
+
+@pytest.mark.parametrize("encoder", ["htsat", "mimi_semantic", "mimi_full", "bridge"])
+def test_reasoning_stage_for_every_encoder(encoder, eval_params, prepared, codec_path, reasoning_models, tmp_path):
+    params = eval_params
+    r = params.eval.reasoning
+    r.lm = str(reasoning_models["lm"])
+    r.encoders = {"htsat": str(reasoning_models["htsat"]), "mimi_semantic": str(reasoning_models["mimi"]),
+                  "mimi_full": str(reasoning_models["mimi"]), "bridge": str(codec_path)}
+    m = R.run_reasoning(params, encoder, str(prepared), str(tmp_path / "loss.tsv"))
+    test = read_reasonaqa(prepared / "qa" / "test.json")
+    assert m["questions"]["test"] == len(test)
+    assert any(it.filepath2 for it in test)  # two-clip questions are in the run
+    assert sum(t["questions"] for t in m["per_type"].values()) == len(test)
+    assert 0 <= m["accuracy"] <= 1 and np.isfinite(m["final_train_loss"])
+    assert m["models"]["encoder"]["name"] == encoder and m["hyperparameters"]["steps"] == r.steps
+    expected_dim = {"htsat": 768, "bridge": params.codec.hidden_size}.get(encoder, 64)
+    assert m["models"]["encoder"]["dim"] == expected_dim
+    assert len((tmp_path / "loss.tsv").read_text().splitlines()) == r.steps + 1
+
+
+def test_mimi_encoders_read_the_semantic_codebook_or_all(reasoning_models):
+    from semantic_bridge.evaluate.encoders import make_encoder
+
+    audio = tone(1.0, 24000)
+    sem = make_encoder("mimi_semantic", str(reasoning_models["mimi"]))
+    full = make_encoder("mimi_full", str(reasoning_models["mimi"]))
+    assert (sem.levels, full.levels) == (1, 8)
+    a, b = sem(audio, 24000), full(audio, 24000)
+    assert a.shape == b.shape == (13, 64) and not np.allclose(a, b)
+
+
+def test_batched_left_padded_answers_equal_one_by_one(reasoning_models):
+    """Greedy answers of a left-padded batch of different-length prompts (one and two clips) are
+    the answers each prompt gets alone: padding never leaks into the generation."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from semantic_bridge.data.evalsets import QaItem
+
+    tok = AutoTokenizer.from_pretrained(reasoning_models["lm"])
+    lm = AutoModelForCausalLM.from_pretrained(reasoning_models["lm"]).eval()
+    torch.manual_seed(0)
+    feats = {"a": torch.randn(2, 6), "b": torch.randn(9, 6), "c": torch.randn(5, 6)}
+    items = [QaItem("a", "", "Is it speech?", "yes", "t"), QaItem("b", "c", "Which is longer?", "first", "t"),
+             QaItem("c", "", "How many words are spoken in this clip?", "7", "t")]
+    examples = R._examples(items, tok)
+    model = R.QaModel(lm, R.make_mapper(6, lm.config.hidden_size), feats)
+    eos = tok.eos_token_id
+    batched = model.answer(examples, 5, eos, eos)
+    alone = [model.answer([ex], 5, eos, eos)[0] for ex in examples]
+
+    def cut(ids):
+        return ids[: ids.index(eos)] if eos in ids else ids
+
+    assert [cut(a) for a in batched] == [cut(a) for a in alone]
