@@ -236,6 +236,9 @@ def test_train_stage_writes_checkpoint_metrics_and_curves(clean_run):
     codec = BridgeCodec.from_checkpoint(clean_run / "codec.pt")
     ckpt = torch.load(clean_run / "codec.pt", weights_only=True)
     assert ckpt["step"] == 8 and ckpt["params"]["train"]["steps"] == 8 and "heads" in ckpt
+    # only the params the train stage declares: another stage's knob never changes the checkpoint
+    assert set(ckpt["params"]) == {"scale", "seed", "data", "codec", "codebooks", "train"}
+    assert ckpt["params"]["data"] == {"sample_rate": 24000}
     assert codec.encode(torch.zeros(1, 1, HOP * 3)).shape == (1, 9, 3)
     assert not (clean_run / "codec.pt.work").exists()
 

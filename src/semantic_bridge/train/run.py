@@ -62,11 +62,18 @@ def segment_frames(params: Params) -> int:
     return max(1, round(params.train.segment_seconds * params.codec.frame_rate))
 
 
+def training_params(params: Params) -> dict[str, Any]:
+    """The params the train stage declares in dvc.yaml (and nothing else): what the checkpoint
+    embeds, so that editing another stage's params never changes ``models/codec.pt``."""
+    p = to_dict(params)
+    return {"scale": p["scale"], "seed": p["seed"], "data": {"sample_rate": p["data"]["sample_rate"]},
+            **{k: p[k] for k in ("codec", "codebooks", "train")}}
+
+
 def _fingerprint(params: Params, data_dir: Path) -> str:
     """Hash of everything that decides the trained model: the params the stage reads and the
     merged data files (names and sizes; DVC reruns the stage when their content changes)."""
-    p = to_dict(params)
-    keep = {k: p[k] for k in ("seed", "data", "codec", "codebooks", "train")}
+    keep = training_params(params)
     keep["train"] = {k: v for k, v in keep["train"].items()
                      if k not in ("num_workers", "log_every", "checkpoint_every")}
     files = sorted((str(f.relative_to(data_dir)), f.stat().st_size)
@@ -164,7 +171,7 @@ def run_train(params: Params, data: str, out: str, plots: str) -> dict[str, Any]
             raise TrainDataError(f"{data_dir / split}: missing (run the merge stage first)")
     t = params.train
     codec, heads, disc, surgery = build_models(params, data_dir)
-    config = {"params": to_dict(params), "codec": codec.settings}
+    config = {"params": training_params(params), "codec": codec.settings}
     module = BridgeModule(codec, heads, disc, t, params.codebooks, params.seed, config)
 
     work = Path(str(out_path) + ".work")
