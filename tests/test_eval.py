@@ -345,3 +345,36 @@ def test_batched_left_padded_answers_equal_one_by_one(reasoning_models):
         return ids[: ids.index(eos)] if eos in ids else ids
 
     assert [cut(a) for a in batched] == [cut(a) for a in alone]
+
+
+@pytest.mark.slow
+def test_nemo_speaker_backend_on_a_tiny_model(tmp_path):
+    """A tiny EncDecSpeakerLabelModel (TitaNet's model class) from a config, saved as .nemo and
+    loaded through eval.swap.speaker_model."""
+    from nemo.collections.asr.models import EncDecSpeakerLabelModel
+    from omegaconf import OmegaConf
+
+    from semantic_bridge.config import EvalSwapConfig
+    from semantic_bridge.evaluate.speaker import make_speaker_model
+
+    cfg = OmegaConf.create({
+        "sample_rate": 16000,
+        "preprocessor": {"_target_": "nemo.collections.asr.modules.AudioToMelSpectrogramPreprocessor",
+                         "sample_rate": 16000, "window_size": 0.025, "window_stride": 0.01,
+                         "features": 32, "n_fft": 512, "dither": 0.0, "pad_to": 0},
+        "encoder": {"_target_": "nemo.collections.asr.modules.ConvASREncoder", "feat_in": 32,
+                    "activation": "relu", "conv_mask": True,
+                    "jasper": [{"filters": 48, "repeat": 1, "kernel": [3], "stride": [1], "dilation": [1],
+                                "dropout": 0.0, "residual": False, "separable": False}]},
+        "decoder": {"_target_": "nemo.collections.asr.modules.SpeakerDecoder", "feat_in": 48,
+                    "num_classes": 4, "pool_mode": "attention", "emb_sizes": 16},
+        "loss": {"_target_": "nemo.collections.asr.losses.angularloss.AngularSoftmaxLoss"},
+    })
+    EncDecSpeakerLabelModel(cfg=cfg).save_to(str(tmp_path / "spk.nemo"))
+    spk = make_speaker_model(EvalSwapConfig(speaker_backend="nemo", speaker_model=str(tmp_path / "spk.nemo")))
+    assert spk.name == "nemo" and spk.rate == 16000
+    a = spk.embed(tone(1.0, 24000), 24000)
+    assert a.shape == (16,) and np.isfinite(a).all()
+    np.testing.assert_allclose(spk.embed(tone(1.0, 24000), 24000), a, rtol=1e-5, atol=1e-6)
+    with pytest.raises(FileNotFoundError, match="eval.swap.speaker_model"):
+        make_speaker_model(EvalSwapConfig(speaker_backend="nemo", speaker_model=str(tmp_path / "no.nemo")))
