@@ -62,12 +62,18 @@ def as_batch(audio: np.ndarray, dev: torch.device) -> torch.Tensor:
 
 
 @torch.no_grad()
-def resynthesize(codec: BridgeCodec, audio: np.ndarray, levels: Optional[Sequence[int]] = None) -> np.ndarray:
-    """Encode ``audio[N]`` and decode it from ``levels`` only (all by default), trimmed to ``N``."""
+def resynthesize_subsets(codec: BridgeCodec, audio: np.ndarray,
+                         subsets: Sequence[Optional[Sequence[int]]]) -> list[np.ndarray]:
+    """Encode ``audio[N]`` once and decode it from each subset of levels (None: all), each
+    trimmed to ``N``."""
     dev = next(codec.parameters()).device
     codes = codec.encode(as_batch(audio, dev))
-    out = codec.decode(codes, levels)[0, 0, : len(audio)]
-    return out.float().cpu().numpy()
+    return [codec.decode(codes, levels)[0, 0, : len(audio)].float().cpu().numpy() for levels in subsets]
+
+
+def resynthesize(codec: BridgeCodec, audio: np.ndarray, levels: Optional[Sequence[int]] = None) -> np.ndarray:
+    """Encode ``audio[N]`` and decode it from ``levels`` only (all by default), trimmed to ``N``."""
+    return resynthesize_subsets(codec, audio, [levels])[0]
 
 
 def level_groups(n_levels: int) -> dict[str, list[int]]:

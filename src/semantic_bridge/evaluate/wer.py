@@ -4,13 +4,12 @@ original audio (the ceiling) and on the codec's resynthesis from all codebooks, 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 from ..config import Params
-from .asr import make_recognizer
 from ..data.shards import windows
-from .common import EvalDataError, header, iter_split, load_codec, resynthesize, write_text
+from .asr import make_recognizer
+from .common import EvalDataError, header, iter_split, load_codec, resynthesize_subsets, write_text
 from .metrics import error_rates
 
 log = logging.getLogger(__name__)
@@ -31,9 +30,14 @@ def run_wer(params: Params, corpus: str, codec_path: str, plot: str) -> dict[str
     try:
         for window in windows(rows_in, WINDOW):  # bounded memory: a window of audio at a time
             refs.extend(row["text"] for row in window)
-            for name, levels in ROWS.items():
-                waves = [(row["audio"] if levels is None else resynthesize(codec, row["audio"], levels or None),
-                          row["sample_rate"]) for row in window]
+            coded = {name: levels for name, levels in ROWS.items() if levels is not None}
+            # each utterance is encoded once and decoded from every subset of levels
+            decoded = [dict(zip(coded, resynthesize_subsets(codec, row["audio"],
+                                                            [lv or None for lv in coded.values()])))
+                       for row in window]
+            for name in ROWS:
+                waves = [(row["audio"] if name not in coded else out[name], row["sample_rate"])
+                         for row, out in zip(window, decoded)]
                 hyps[name].extend(asr.transcribe(waves))
     finally:
         asr.close()
