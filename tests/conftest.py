@@ -51,6 +51,21 @@ def tiny_params(tiny_raw) -> Params:
     return params_from_dict(tiny_raw, "tiny")
 
 
+def tiny_nemo_frontend(kernel: int, stride: int) -> dict:
+    """Config of a tiny NeMo front end (16 kHz mel features -> one conv block, 48 channels),
+    shared by the tiny .nemo models the tests build (CTC ASR, speaker)."""
+    return {
+        "sample_rate": 16000,
+        "preprocessor": {"_target_": "nemo.collections.asr.modules.AudioToMelSpectrogramPreprocessor",
+                         "sample_rate": 16000, "window_size": 0.025, "window_stride": 0.01,
+                         "features": 32, "n_fft": 512, "dither": 0.0, "pad_to": 0},
+        "encoder": {"_target_": "nemo.collections.asr.modules.ConvASREncoder", "feat_in": 32,
+                    "activation": "relu", "conv_mask": True,
+                    "jasper": [{"filters": 48, "repeat": 1, "kernel": [kernel], "stride": [stride],
+                                "dilation": [1], "dropout": 0.0, "residual": False, "separable": False}]},
+    }
+
+
 def tone(seconds: float, rate: int, freq: float = 220.0, channels: int = 1, amp: float = 0.3) -> np.ndarray:
     """A voiced-looking test signal ``[N]`` or ``[N, channels]``."""
     t = np.arange(int(seconds * rate)) / rate

@@ -13,7 +13,7 @@ from semantic_bridge.data import align as A
 from semantic_bridge.data import shards
 from semantic_bridge.data.words import normalize, transcript_words
 
-from conftest import tone
+from conftest import tiny_nemo_frontend, tone
 
 
 @pytest.fixture(scope="module")
@@ -114,14 +114,7 @@ def _tiny_nemo_ctc(path):
     from omegaconf import OmegaConf
 
     cfg = OmegaConf.create({
-        "sample_rate": 16000, "labels": LABELS,
-        "preprocessor": {"_target_": "nemo.collections.asr.modules.AudioToMelSpectrogramPreprocessor",
-                         "sample_rate": 16000, "window_size": 0.025, "window_stride": 0.01,
-                         "features": 32, "n_fft": 512, "dither": 0.0, "pad_to": 0},
-        "encoder": {"_target_": "nemo.collections.asr.modules.ConvASREncoder", "feat_in": 32,
-                    "activation": "relu", "conv_mask": True,
-                    "jasper": [{"filters": 48, "repeat": 1, "kernel": [11], "stride": [2], "dilation": [1],
-                                "dropout": 0.0, "residual": False, "separable": False}]},
+        **tiny_nemo_frontend(kernel=11, stride=2), "labels": LABELS,
         "decoder": {"_target_": "nemo.collections.asr.modules.ConvASRDecoder", "feat_in": 48,
                     "num_classes": len(LABELS), "vocabulary": LABELS},
     })

@@ -22,7 +22,7 @@ from semantic_bridge.evaluate.speaker import MfccSpeaker
 from semantic_bridge.evaluate.swap import pick_pairs, run_swap
 from semantic_bridge.evaluate.wer import run_wer
 
-from conftest import tone
+from conftest import tiny_nemo_frontend, tone
 from eval_fixtures import tiny_codec_checkpoint, tiny_whisper
 
 
@@ -358,14 +358,7 @@ def test_nemo_speaker_backend_on_a_tiny_model(tmp_path):
     from semantic_bridge.evaluate.speaker import make_speaker_model
 
     cfg = OmegaConf.create({
-        "sample_rate": 16000,
-        "preprocessor": {"_target_": "nemo.collections.asr.modules.AudioToMelSpectrogramPreprocessor",
-                         "sample_rate": 16000, "window_size": 0.025, "window_stride": 0.01,
-                         "features": 32, "n_fft": 512, "dither": 0.0, "pad_to": 0},
-        "encoder": {"_target_": "nemo.collections.asr.modules.ConvASREncoder", "feat_in": 32,
-                    "activation": "relu", "conv_mask": True,
-                    "jasper": [{"filters": 48, "repeat": 1, "kernel": [3], "stride": [1], "dilation": [1],
-                                "dropout": 0.0, "residual": False, "separable": False}]},
+        **tiny_nemo_frontend(kernel=3, stride=1),
         "decoder": {"_target_": "nemo.collections.asr.modules.SpeakerDecoder", "feat_in": 48,
                     "num_classes": 4, "pool_mode": "attention", "emb_sizes": 16},
         "loss": {"_target_": "nemo.collections.asr.losses.angularloss.AngularSoftmaxLoss"},
