@@ -1,9 +1,12 @@
 # Two commands for a newcomer:  make repro  |  make test   (both set everything up first)
+# The environment lands in .venv/: `source .venv/bin/activate` puts dvc, python and torchrun on PATH.
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 RUN := UV_PYTHON_DOWNLOADS=never $(UV) run --frozen
+# the columns a reviewer reads in `dvc exp show` (the full table is 500+ columns wide)
+EXP_COLUMNS := Experiment|Created|codebooks\.dropout|teachers\..*\.layer|train\.steps|rows\.(all|cb0_1|cb0)\.wer|eer\.cb(0|2_8)\.mean\.cosine\.eer|accuracy$$|valid\.losses\.mel/loss
 
-.PHONY: setup repro test test-fast
+.PHONY: setup repro test test-fast lint metrics exp-show
 
 setup: .venv/.setup-done
 
@@ -16,8 +19,17 @@ repro: setup          ## run the DVC pipeline (pulling outputs the remote alread
 	$(RUN) dvc repro --pull
 	$(RUN) dvc push
 
-test: setup           ## all tests (unit + end-to-end DVC smoke tests)
+lint: setup           ## ruff (part of make test)
+	$(RUN) ruff check
+
+test: setup lint      ## lint, then all tests (unit + end-to-end DVC smoke tests)
 	$(RUN) pytest
 
 test-fast: setup      ## unit tests only
 	$(RUN) pytest -m "not slow"
+
+metrics: setup        ## the committed metrics, one file at a time, narrow enough to read
+	$(RUN) dvc metrics show --precision 3 --md
+
+exp-show: setup       ## experiments side by side, with the columns a reviewer reads
+	$(RUN) dvc exp show --only-changed --keep '$(EXP_COLUMNS)' --drop '.*' --precision 3 --md

@@ -37,8 +37,8 @@ def build_paper_size_models(root: Path, seed: int) -> tuple[Path, Path]:
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM, Wav2Vec2FeatureExtractor, WavLMConfig, WavLMModel
 
-    from semantic_bridge.data.sentences import generate_sentences
-    from semantic_bridge.embedded import train_tokenizer
+    from semantic_bridge.corpus.sentences import generate_sentences
+    from semantic_bridge.models.embedded import train_tokenizer
 
     torch.manual_seed(seed)
     wavlm = root / "wavlm-large-random"
@@ -85,7 +85,7 @@ def main() -> None:
         base["teachers"]["wavlm"].update(model=str(wavlm), dim=1024)
         base["teachers"]["llm"].update(model=str(qwen), dim=1536)
     else:
-        from semantic_bridge.embedded import build_tiny_qwen, build_tiny_wavlm
+        from semantic_bridge.models.embedded import build_tiny_qwen, build_tiny_wavlm
 
         t = base["teachers"]
         base["teachers"]["wavlm"]["model"] = str(build_tiny_wavlm(root / "models/tiny-wavlm", t["wavlm"]["dim"], base["seed"]))

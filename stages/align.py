@@ -3,8 +3,9 @@
     python stages/align.py --corpus data/prepared/corpus --out data/aligned --metrics metrics/align.json
 """
 
-from semantic_bridge.data.align import run_align
-from semantic_bridge.stage import stage_main, write_json
+from semantic_bridge.align.run import run_align
+from semantic_bridge.base.files import write_json
+from semantic_bridge.base.stage import stage_main
 
 
 def add_args(parser):
@@ -14,8 +15,8 @@ def add_args(parser):
 
 
 def run(params, args):
-    result = run_align(params, args.corpus, args.out)
-    write_json(args.metrics, result.metrics(params))
+    result = run_align(params.align, args.corpus, args.out, params.data.max_shard_size)
+    write_json(args.metrics, result.metrics(params.scale, params.align))
 
 
 if __name__ == "__main__":

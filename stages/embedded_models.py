@@ -7,9 +7,9 @@ saved where the params point by default.
 
 from pathlib import Path
 
-from semantic_bridge.embedded import (build_tiny_htsat, build_tiny_mimi, build_tiny_qwen,
+from semantic_bridge.models.embedded import (build_tiny_htsat, build_tiny_mimi, build_tiny_qwen,
                                       build_tiny_smollm2, build_tiny_wavlm)
-from semantic_bridge.stage import stage_main
+from semantic_bridge.base.stage import stage_main
 
 
 def add_args(parser):

@@ -4,9 +4,9 @@
         --metrics metrics/eer.json --plots plots/eval
 """
 
-from semantic_bridge.evaluate.common import EvalDataError
+from semantic_bridge.base.files import write_json
+from semantic_bridge.base.stage import stage_main
 from semantic_bridge.evaluate.eer import run_eer
-from semantic_bridge.stage import stage_main, write_json
 
 
 def add_args(parser):
@@ -17,8 +17,9 @@ def add_args(parser):
 
 
 def run(params, args):
-    write_json(args.metrics, run_eer(params, args.prepared, args.codec, args.plots))
+    write_json(args.metrics, run_eer(params.eval.eer, params.scale, params.seed, args.prepared,
+                                     args.codec, args.plots))
 
 
 if __name__ == "__main__":
-    stage_main(__doc__.splitlines()[0], run, add_args, errors=(EvalDataError,))
+    stage_main(__doc__.splitlines()[0], run, add_args)

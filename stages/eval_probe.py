@@ -3,9 +3,9 @@
     python stages/eval_probe.py --merged data/merged --codec models/codec.pt --metrics metrics/probe.json
 """
 
-from semantic_bridge.evaluate.common import EvalDataError
+from semantic_bridge.base.files import write_json
+from semantic_bridge.base.stage import stage_main
 from semantic_bridge.evaluate.probe import run_probe
-from semantic_bridge.stage import stage_main, write_json
 
 
 def add_args(parser):
@@ -15,8 +15,9 @@ def add_args(parser):
 
 
 def run(params, args):
-    write_json(args.metrics, run_probe(params, args.merged, args.codec))
+    write_json(args.metrics, run_probe(params.eval.probe, params.scale, params.seed, args.merged,
+                                       args.codec))
 
 
 if __name__ == "__main__":
-    stage_main(__doc__.splitlines()[0], run, add_args, errors=(EvalDataError,))
+    stage_main(__doc__.splitlines()[0], run, add_args)

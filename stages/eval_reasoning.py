@@ -4,10 +4,9 @@
         --metrics metrics/reasoning/bridge.json --plot plots/reasoning/bridge.tsv
 """
 
-from semantic_bridge.data.evalsets import EvalSetError
-from semantic_bridge.evaluate.common import EvalDataError
+from semantic_bridge.base.files import write_json
+from semantic_bridge.base.stage import stage_main
 from semantic_bridge.evaluate.reasoning import run_reasoning
-from semantic_bridge.stage import stage_main, write_json
 
 
 def add_args(parser):
@@ -18,8 +17,10 @@ def add_args(parser):
 
 
 def run(params, args):
-    write_json(args.metrics, run_reasoning(params, args.encoder, args.prepared, args.plot))
+    write_json(args.metrics, run_reasoning(params.eval.reasoning, params.scale, params.seed,
+                                           params.data.sample_rate, args.encoder, args.prepared,
+                                           args.plot))
 
 
 if __name__ == "__main__":
-    stage_main(__doc__.splitlines()[0], run, add_args, errors=(EvalDataError, EvalSetError))
+    stage_main(__doc__.splitlines()[0], run, add_args)

@@ -4,9 +4,9 @@
         --wavs data/eval/swap --metrics metrics/swap.json
 """
 
-from semantic_bridge.evaluate.common import EvalDataError
+from semantic_bridge.base.files import write_json
+from semantic_bridge.base.stage import stage_main
 from semantic_bridge.evaluate.swap import run_swap
-from semantic_bridge.stage import stage_main, write_json
 
 
 def add_args(parser):
@@ -17,8 +17,9 @@ def add_args(parser):
 
 
 def run(params, args):
-    write_json(args.metrics, run_swap(params, args.corpus, args.codec, args.wavs))
+    write_json(args.metrics, run_swap(params.eval.swap, params.eval.wer, params.scale, params.seed,
+                                      args.corpus, args.codec, args.wavs))
 
 
 if __name__ == "__main__":
-    stage_main(__doc__.splitlines()[0], run, add_args, errors=(EvalDataError,))
+    stage_main(__doc__.splitlines()[0], run, add_args)

@@ -4,9 +4,9 @@
         --metrics metrics/wer.json --plot plots/eval/wer.csv
 """
 
-from semantic_bridge.evaluate.common import EvalDataError
+from semantic_bridge.base.files import write_json
+from semantic_bridge.base.stage import stage_main
 from semantic_bridge.evaluate.wer import run_wer
-from semantic_bridge.stage import stage_main, write_json
 
 
 def add_args(parser):
@@ -17,8 +17,8 @@ def add_args(parser):
 
 
 def run(params, args):
-    write_json(args.metrics, run_wer(params, args.corpus, args.codec, args.plot))
+    write_json(args.metrics, run_wer(params.eval.wer, params.scale, args.corpus, args.codec, args.plot))
 
 
 if __name__ == "__main__":
-    stage_main(__doc__.splitlines()[0], run, add_args, errors=(EvalDataError,))
+    stage_main(__doc__.splitlines()[0], run, add_args)

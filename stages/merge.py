@@ -4,8 +4,9 @@
         --wavlm data/wavlm --qwen data/qwen --out data/merged --metrics metrics/merge.json
 """
 
-from semantic_bridge.data.merge import run_merge
-from semantic_bridge.stage import stage_main, write_json
+from semantic_bridge.base.files import write_json
+from semantic_bridge.base.stage import stage_main
+from semantic_bridge.merge.join import run_merge
 
 
 def add_args(parser):
@@ -18,8 +19,9 @@ def add_args(parser):
 
 
 def run(params, args):
-    result = run_merge(params, args.corpus, args.aligned, args.wavlm, args.qwen, args.out)
-    write_json(args.metrics, result.metrics(params))
+    result = run_merge(args.corpus, args.aligned, args.wavlm, args.qwen, args.out,
+                       params.data.max_shard_size)
+    write_json(args.metrics, result.metrics(params.scale, params.teachers))
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
     python stages/prepare.py --out data/prepared --metrics metrics/prepare.json
 """
 
-from semantic_bridge.data.prepare import run_prepare
-from semantic_bridge.stage import stage_main, write_json
+from semantic_bridge.base.files import write_json
+from semantic_bridge.base.stage import stage_main
+from semantic_bridge.corpus.prepare import run_prepare
 
 
 def add_args(parser):
@@ -13,8 +14,8 @@ def add_args(parser):
 
 
 def run(params, args):
-    result = run_prepare(params, args.out)
-    write_json(args.metrics, result.metrics(params))
+    result = run_prepare(params.data, params.seed, args.out)
+    write_json(args.metrics, result.metrics(params.scale, params.data))
 
 
 if __name__ == "__main__":

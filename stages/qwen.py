@@ -6,8 +6,9 @@ Data parallel with torchrun (one process per GPU); resumes finished shards after
         --aligned data/aligned --out data/qwen --metrics metrics/qwen.json
 """
 
-from semantic_bridge.data.teachers import run_llm
-from semantic_bridge.stage import stage_main, write_json
+from semantic_bridge.base.files import write_json
+from semantic_bridge.base.stage import stage_main
+from semantic_bridge.teachers.run import run_llm
 
 
 def add_args(parser):
@@ -17,7 +18,8 @@ def add_args(parser):
 
 
 def run(params, args):
-    metrics = run_llm(params, args.aligned, args.out)
+    metrics = run_llm(params.teachers.llm, params.scale, args.aligned, args.out,
+                      params.data.max_shard_size)
     if metrics is not None:  # rank 0
         write_json(args.metrics, metrics)
 

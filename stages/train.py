@@ -4,9 +4,9 @@
         --metrics metrics/train.json --plots plots/train
 """
 
-from semantic_bridge.codec.surgery import SurgeryError
-from semantic_bridge.stage import stage_main, write_json
-from semantic_bridge.train.run import TrainDataError, run_train, write_codebook_plot
+from semantic_bridge.base.files import write_json
+from semantic_bridge.base.stage import stage_main
+from semantic_bridge.train.run import run_train
 
 
 def add_args(parser):
@@ -19,10 +19,9 @@ def add_args(parser):
 def run(params, args):
     metrics = run_train(params, args.data, args.out, args.plots)
     if metrics:  # global rank 0 only
-        write_codebook_plot(metrics, args.plots)
         write_json(args.metrics, {"scale": params.scale, "init_from": params.codec.init_from,
                                   **metrics})
 
 
 if __name__ == "__main__":
-    stage_main(__doc__.splitlines()[0], run, add_args, errors=(TrainDataError, SurgeryError))
+    stage_main(__doc__.splitlines()[0], run, add_args)

@@ -82,7 +82,7 @@ def write_wav(path: Path, audio: np.ndarray, rate: int, subtype: str = "PCM_16")
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory, raw_params) -> dict[str, Path]:
     """The embedded random-weight teachers, built once, saved and loaded back by path."""
-    from semantic_bridge.embedded import build_tiny_qwen, build_tiny_wavlm
+    from semantic_bridge.models.embedded import build_tiny_qwen, build_tiny_wavlm
 
     root = tmp_path_factory.mktemp("models")
     t = raw_params["teachers"]
@@ -102,8 +102,9 @@ def factory_raw(raw_params, tiny_models) -> dict:
 @pytest.fixture(scope="session")
 def prepared_tiny(tmp_path_factory, factory_raw) -> Path:
     """A shrunk embedded corpus (8 speakers x 3 utterances), prepared once per session."""
-    from semantic_bridge.data.prepare import run_prepare
+    from semantic_bridge.corpus.prepare import run_prepare
 
     out = tmp_path_factory.mktemp("prepared") / "prepared"
-    run_prepare(params_from_dict(factory_raw), out)
+    p = params_from_dict(factory_raw)
+    run_prepare(p.data, p.seed, out)
     return out

@@ -39,7 +39,7 @@ def tiny_whisper(out: Path) -> Path:
     from transformers import (GenerationConfig, WhisperConfig, WhisperFeatureExtractor,
                               WhisperForConditionalGeneration, WhisperProcessor, WhisperTokenizerFast)
 
-    from semantic_bridge.data.sentences import generate_sentences
+    from semantic_bridge.corpus.sentences import generate_sentences
 
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)

@@ -9,9 +9,13 @@ import numpy as np
 import pytest
 
 from semantic_bridge.config import params_from_dict
-from semantic_bridge.data import align as A
-from semantic_bridge.data import shards
-from semantic_bridge.data.words import normalize, transcript_words
+from semantic_bridge.align import common as C
+from semantic_bridge.align import run as A
+from semantic_bridge.align.nemo import NemoAligner
+from semantic_bridge.align.pocketsphinx import PocketsphinxAligner
+from semantic_bridge.base.errors import Skip
+from semantic_bridge.base import shards
+from semantic_bridge.base.words import normalize, transcript_words
 
 from conftest import tiny_nemo_frontend, tone
 
@@ -19,13 +23,13 @@ from conftest import tiny_nemo_frontend, tone
 @pytest.fixture(scope="module")
 def sphinx_run(prepared_tiny, factory_raw, tmp_path_factory):
     out = tmp_path_factory.mktemp("aligned") / "aligned"
-    result = A.run_align(params_from_dict(factory_raw), prepared_tiny / "corpus", out)
+    result = A.run_align(params_from_dict(factory_raw).align, prepared_tiny / "corpus", out, "1MB")
     return out, result
 
 
 def test_pocketsphinx_aligns_the_embedded_corpus_close_to_espeak_timings(sphinx_run, prepared_tiny):
     out, result = sphinx_run
-    metrics = result.metrics(params_from_dict({}))
+    metrics = result.metrics("embedded", params_from_dict({}).align)
     total = sum(shards.num_rows(prepared_tiny / "corpus" / s) for s in ("train", "valid", "test"))
     assert metrics["aligned_total"] + metrics["skipped_total"] == total
     assert metrics["aligned_total"] >= 0.8 * total
@@ -47,18 +51,18 @@ def test_pocketsphinx_aligns_the_embedded_corpus_close_to_espeak_timings(sphinx_
 
 def _item(text, audio, truth=()):
     words = [normalize(s.word) for s in transcript_words(text)]
-    return A.Item(audio, 24000, words, list(truth))
+    return C.Item(audio, 24000, words, list(truth))
 
 
 def test_pocketsphinx_skip_reasons():
-    aligner = A.PocketsphinxAligner(workers=1)
+    aligner = PocketsphinxAligner(workers=1)
     speechless = tone(0.3, 24000)
     oov, impossible = aligner.align_batch([
         _item("The zqxvbt sang.", tone(2.0, 24000)),
         _item("one two three four five six seven eight nine ten eleven twelve", speechless),
     ])
-    assert isinstance(oov, A.AlignError) and oov.reason == A.OOV and "zqxvbt" in str(oov)
-    assert isinstance(impossible, A.AlignError) and impossible.reason == A.ALIGN_FAILED
+    assert isinstance(oov, Skip) and oov.reason == C.OOV and "zqxvbt" in str(oov)
+    assert isinstance(impossible, Skip) and impossible.reason == C.ALIGN_FAILED
 
 
 def test_given_backend_and_its_reasons():
@@ -70,7 +74,7 @@ def test_given_backend_and_its_reasons():
         _item("Goodbye world", tone(1.0, 24000), truth),
     ])
     assert ok == [(0.1, 0.4), (0.5, 0.9)]
-    assert none.reason == A.NO_TIMINGS and other.reason == A.WORD_MISMATCH
+    assert none.reason == C.NO_TIMINGS and other.reason == C.WORD_MISMATCH
 
 
 def test_rows_without_words_are_counted(tmp_path):
@@ -81,7 +85,7 @@ def test_rows_without_words_are_counted(tmp_path):
              "words": [{"word": "Hi", "start": 0.0, "end": 0.3}, {"word": "there", "start": 0.3, "end": 0.8}]}]
     result, counts = A.AlignResult(), Counter()
     out = list(A._align_rows(A.GivenAligner(), rows, result, counts))
-    assert [r["id"] for r in out] == ["b"] and counts == {A.NO_WORDS: 1}
+    assert [r["id"] for r in out] == ["b"] and counts == {C.NO_WORDS: 1}
     assert out[0]["n_frames"] == 13 and result.errors.summary()["mean_ms"] == 0.0
 
 
@@ -125,7 +129,7 @@ def _tiny_nemo_ctc(path):
 @pytest.mark.slow
 def test_nemo_ctc_backend_on_a_tiny_model(tmp_path):
     path = _tiny_nemo_ctc(tmp_path / "tiny_ctc.nemo")
-    aligner = A.NemoAligner(str(path), batch_size=2, device="cpu")
+    aligner = NemoAligner(str(path), batch_size=2)
     assert aligner.blank == len(LABELS) and aligner.tokenizer is None
     audio = tone(2.0, 24000)
     got = aligner.align_batch([_item("hello big world", audio), _item("it's fine", audio[:30000]),
@@ -135,16 +139,16 @@ def test_nemo_ctc_backend_on_a_tiny_model(tmp_path):
         flat = np.array(times).ravel()
         assert np.all(np.diff(flat) >= 0) and flat[0] >= 0 and flat[-1] <= 2.0 + 0.02
         assert all(b > a for a, b in times)
-    assert got[2].reason == A.OOV  # "66": no digits in the vocabulary
-    assert got[3].reason == A.ALIGN_FAILED  # more characters than CTC frames
+    assert got[2].reason == C.OOV  # "66": no digits in the vocabulary
+    assert got[3].reason == C.ALIGN_FAILED  # more characters than CTC frames
     with pytest.raises(FileNotFoundError):
-        A.NemoAligner(str(tmp_path / "missing.nemo"), batch_size=1, device="cpu")
+        NemoAligner(str(tmp_path / "missing.nemo"), batch_size=1)
 
 
 def test_pocketsphinx_alignment_does_not_depend_on_what_came_before(prepared_tiny):
     rows = list(shards.iter_rows(prepared_tiny / "corpus" / "train"))[:12]
     items = [_item(r["text"], r["audio"]) for r in rows]
-    aligner = A.PocketsphinxAligner(workers=1)
+    aligner = PocketsphinxAligner(workers=1)
     forward = aligner.align_batch(items)
     backward = aligner.align_batch(items[::-1])[::-1]
     assert [str(t) for t in forward] == [str(t) for t in backward]

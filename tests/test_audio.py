@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from semantic_bridge.data import audio as A
+from semantic_bridge.base import audio as A
+from semantic_bridge.base.errors import Skip
 from conftest import tone, write_wav
 
 KW = dict(target_rate=24000, min_seconds=0.5, max_seconds=30.0, silence_dbfs=-60.0)
@@ -42,7 +43,7 @@ def test_stereo_is_downmixed_and_odd_rate_resampled():
     ],
 )
 def test_bad_audio_is_a_named_skip(audio, rate, reason):
-    with pytest.raises(A.AudioError) as info:
+    with pytest.raises(Skip) as info:
         A.standardize(audio, rate, **KW)
     assert info.value.reason == reason
 
@@ -53,7 +54,7 @@ def test_unreadable_files_and_bytes(tmp_path):
     empty = tmp_path / "empty.wav"
     empty.write_bytes(b"")
     for src in (garbage, empty, tmp_path / "missing.wav", b"\x00\x01\x02"):
-        with pytest.raises(A.AudioError) as info:
+        with pytest.raises(Skip) as info:
             A.read_audio(src)
         assert info.value.reason == A.UNREADABLE
 

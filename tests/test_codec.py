@@ -168,16 +168,23 @@ def test_checkpoint_round_trip_embeds_the_config(codec, tmp_path):
     assert torch.equal(again.encode(x), codec.encode(x))
     torch.testing.assert_close(again.decode(codec.encode(x)), codec.decode(codec.encode(x)))
     torch.save({"format": "something-else"}, tmp_path / "bad.pt")
-    with pytest.raises(ValueError, match="not a semantic-bridge-codec"):
+    with pytest.raises(ConfigError, match="not a semantic-bridge-codec"):
         BridgeCodec.from_checkpoint(tmp_path / "bad.pt")
 
 
 def test_bitrate_and_frame_rate_come_from_the_config():
     p = params_from_dict({})
-    assert p.codebooks.bitrate_bps(p.codec.frame_rate) == 1237.5
-    assert p.codebooks.bitrate_bps(p.codec.frame_rate, p.codebooks.semantic) == 275.0
-    with pytest.raises(ConfigError, match="codec.frame_rate"):
+    assert p.frame_rate == 12.5 and p.codec.frame_size == 1920  # derived from the strides
+    assert p.codebooks.bitrate_bps(p.frame_rate) == 1237.5
+    assert p.codebooks.bitrate_bps(p.frame_rate, p.codebooks.semantic) == 275.0
+    codec = BridgeCodec.build(p.codec, p.codebooks, 24000)
+    assert codec.frame_rate == 12.5 and codec.bitrate_bps(2) == 275.0
+    with pytest.raises(ConfigError, match="codec.upsampling_ratios.*needs 1920"):
         BridgeCodec.build(CodecConfig(upsampling_ratios=[8, 6, 5, 2]), CodebooksConfig(), 24000)
+    with pytest.raises(ConfigError, match="codec.upsampling_ratios"):  # found when params load
+        params_from_dict({"codec": {"upsampling_ratios": [8, 6, 5, 2]}})
+    with pytest.raises(ConfigError, match="data.sample_rate"):
+        params_from_dict({"data": {"sample_rate": 22050}})
     with pytest.raises(ConfigError, match="codebooks.size"):
         params_from_dict({"codebooks": {"size": 1000}})
 

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from semantic_bridge.data.espeak import synthesize
-from semantic_bridge.data.sentences import generate_sentences
-from semantic_bridge.data.sources import SyntheticSpeaker
+from semantic_bridge.corpus.espeak import SynthJob, synthesize_many
+from semantic_bridge.corpus.sentences import generate_sentences
+from semantic_bridge.corpus.sources import SyntheticSpeaker
+
+
+def synthesize(text, voice, pitch, rate):
+    """One utterance, in a fresh process (as the corpus makes every utterance)."""
+    return next(synthesize_many([SynthJob(text, voice, pitch, rate)], workers=1))
 
 
 def test_synthesis_returns_audio_and_ordered_word_times():

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from semantic_bridge.config import EvalWerConfig, params_from_dict
-from semantic_bridge.data import shards
-from semantic_bridge.data.evalsets import read_reasonaqa
+from semantic_bridge.base import shards
+from semantic_bridge.base.evalsets import read_reasonaqa
 from semantic_bridge.evaluate import eer as E
 from semantic_bridge.evaluate import probe as P
 from semantic_bridge.evaluate import reasoning as R
@@ -36,10 +36,10 @@ def eval_params(factory_raw, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def prepared(eval_params, tmp_path_factory) -> Path:
-    from semantic_bridge.data.prepare import run_prepare
+    from semantic_bridge.corpus.prepare import run_prepare
 
     out = tmp_path_factory.mktemp("eval") / "prepared"
-    run_prepare(eval_params, out)
+    run_prepare(eval_params.data, eval_params.seed, out)
     return out
 
 
@@ -54,22 +54,25 @@ def test_resynthesis_decodes_exactly_the_requested_levels(codec_path):
     codec = load_codec(codec_path).codec
     audio = tone(1.0, 24000)
     codes = codec.encode(torch.from_numpy(audio)[None, None])
-    for levels in ([0], [0, 1], None):
-        expected = codec.decode(codes, levels)[0, 0, : len(audio)].numpy()
-        np.testing.assert_array_equal(resynthesize(codec, audio, levels), expected)
-    assert not np.array_equal(resynthesize(codec, audio, [0]), resynthesize(codec, audio, None))
+    subsets = ([0], [0, 1], None)
+    got = resynthesize(codec, audio, subsets)  # one encoding, every subset decoded from it
+    for levels, wave in zip(subsets, got):
+        np.testing.assert_array_equal(wave, codec.decode(codes, levels)[0, 0, : len(audio)].numpy())
+    assert not np.array_equal(got[0], got[2])
+    assert codec.level_groups() == {"cb0": [0], "cb0_1": [0, 1], "cb2_8": list(range(2, 9)),
+                                    "all": list(range(9))}
 
 
 # --------------------------------------------------------------------------- eval_wer
 def test_wer_stage_rows_bitrates_and_plot(eval_params, prepared, codec_path, tmp_path):
-    m = run_wer(eval_params, str(prepared / "corpus"), str(codec_path), str(tmp_path / "wer.csv"))
+    m = run_wer(eval_params.eval.wer, "embedded", str(prepared / "corpus"), str(codec_path), str(tmp_path / "wer.csv"))
     assert m["scale"] == "embedded" and m["models"]["asr"]["backend"] == "pocketsphinx"
     assert m["models"]["codec"]["checkpoint"] == str(codec_path)
-    assert list(m["rows"]) == ["original", "all", "cb01", "cb0"]
+    assert list(m["rows"]) == ["original", "all", "cb0_1", "cb0"]
     n_test = shards.num_rows(prepared / "corpus" / "test")
     assert m["utterances"] == min(eval_params.eval.wer.max_utterances, n_test)
     # log2(64) = 6 bits per code at 12.5 Hz
-    assert [m["rows"][r]["bitrate_bps"] for r in ("all", "cb01", "cb0")] == [9 * 75.0, 2 * 75.0, 75.0]
+    assert [m["rows"][r]["bitrate_bps"] for r in ("all", "cb0_1", "cb0")] == [9 * 75.0, 2 * 75.0, 75.0]
     assert m["rows"]["original"]["bitrate_bps"] == 16 * 24000
     for row in m["rows"].values():
         assert 0 <= row["wer"] and 0 <= row["cer"]
@@ -171,8 +174,8 @@ def test_pooling():
 
 
 def test_eer_stage_every_source_pooling_and_scorer(eval_params, prepared, codec_path, tmp_path):
-    m = E.run_eer(eval_params, str(prepared), str(codec_path), str(tmp_path))
-    assert set(m["eer"]) == {"latent", "cb0", "cb01", "cb2_8", "all"}
+    m = E.run_eer(eval_params.eval.eer, "embedded", eval_params.seed, str(prepared), str(codec_path), str(tmp_path))
+    assert set(m["eer"]) == {"latent", "cb0", "cb0_1", "cb2_8", "all"}
     assert m["dev"]["speakers"] == 3 and m["scorers"] == ["cosine", "probe"]
     for source in m["eer"].values():
         assert set(source) == {"mean", "mean_std"}
@@ -183,7 +186,7 @@ def test_eer_stage_every_source_pooling_and_scorer(eval_params, prepared, codec_
     assert m["trials"]["target"] > 0 and m["trials"]["nontarget"] > 0
     assert len((tmp_path / "eer.csv").read_text().splitlines()) == 1 + 5 * 2 * 2
     assert sorted(p.name for p in (tmp_path / "det").iterdir()) == [
-        "all.png", "cb0.png", "cb01.png", "cb2_8.png", "latent.png"]
+        "all.png", "cb0.png", "cb0_1.png", "cb2_8.png", "latent.png"]
 
 
 def test_frame_features_sum_the_levels_of_each_group(codec_path):
@@ -191,9 +194,9 @@ def test_frame_features_sum_the_levels_of_each_group(codec_path):
     feats = E.frame_features(codec, tone(1.0, 24000))
     with torch.no_grad():
         q = codec.quantize(codec.encode_latent(torch.from_numpy(tone(1.0, 24000))[None, None]))
-    np.testing.assert_allclose(feats["cb01"], (q.levels[0, 0] + q.levels[0, 1]).T.numpy(), atol=1e-6)
+    np.testing.assert_allclose(feats["cb0_1"], (q.levels[0, 0] + q.levels[0, 1]).T.numpy(), atol=1e-6)
     np.testing.assert_allclose(feats["cb2_8"], q.levels[0, 2:].sum(0).T.numpy(), atol=1e-5)
-    assert feats["latent"].shape == feats["all"].shape == (13, codec.settings["codec"]["hidden_size"])
+    assert feats["latent"].shape == feats["all"].shape == (13, codec.config.hidden_size)
 
 
 # --------------------------------------------------------------------------- eval_swap
@@ -219,7 +222,8 @@ def test_mfcc_speaker_embedding_follows_the_voice():
 
 
 def test_swap_stage(eval_params, prepared, codec_path, tmp_path):
-    m = run_swap(eval_params, str(prepared / "corpus"), str(codec_path), str(tmp_path / "swap"))
+    m = run_swap(eval_params.eval.swap, eval_params.eval.wer, "embedded", eval_params.seed,
+                 str(prepared / "corpus"), str(codec_path), str(tmp_path / "swap"))
     assert m["pairs"] == 3 and m["content_levels"] == 2 and m["content_bitrate_bps"] == 150.0
     assert m["models"]["speaker"]["backend"] == "mfcc"
     for key in ("to_a", "to_b", "a_to_b_originals", "closer_to_b_fraction"):
@@ -251,7 +255,7 @@ def test_probe_state_at_t_ignores_later_codes():
 
 
 def test_probe_stage(eval_params, prepared, codec_path):
-    m = P.run_probe(eval_params, str(prepared / "corpus"), str(codec_path))
+    m = P.run_probe(eval_params.eval.probe, "embedded", eval_params.seed, str(prepared / "corpus"), str(codec_path))
     assert set(m["accuracy"]) == {"cb0", "cb1", "cb2_8"}
     assert m["accuracy"]["cb2_8"]["levels"] == list(range(2, 9))
     for r in m["accuracy"].values():
@@ -263,7 +267,7 @@ def test_probe_stage(eval_params, prepared, codec_path):
 # --------------------------------------------------------------------------- eval_reasoning
 @pytest.fixture(scope="module")
 def reasoning_models(eval_params, tmp_path_factory):
-    from semantic_bridge.embedded import build_tiny_htsat, build_tiny_mimi, build_tiny_smollm2
+    from semantic_bridge.models.embedded import build_tiny_htsat, build_tiny_mimi, build_tiny_smollm2
 
     root = tmp_path_factory.mktemp("reasoning_models")
     return {"lm": build_tiny_smollm2(root / "lm", 0), "mimi": build_tiny_mimi(root / "mimi", 0),
@@ -273,7 +277,7 @@ def reasoning_models(eval_params, tmp_path_factory):
 def test_answer_tokens_are_the_only_supervised_ones(reasoning_models):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from semantic_bridge.data.evalsets import QaItem
+    from semantic_bridge.base.evalsets import QaItem
 
     tok = AutoTokenizer.from_pretrained(reasoning_models["lm"])
     lm = AutoModelForCausalLM.from_pretrained(reasoning_models["lm"])
@@ -299,7 +303,7 @@ def test_reasoning_stage_for_every_encoder(encoder, eval_params, prepared, codec
     r.lm = str(reasoning_models["lm"])
     r.encoders = {"htsat": str(reasoning_models["htsat"]), "mimi_semantic": str(reasoning_models["mimi"]),
                   "mimi_full": str(reasoning_models["mimi"]), "bridge": str(codec_path)}
-    m = R.run_reasoning(params, encoder, str(prepared), str(tmp_path / "loss.tsv"))
+    m = R.run_reasoning(r, "embedded", params.seed, params.data.sample_rate, encoder, str(prepared), str(tmp_path / "loss.tsv"))
     test = read_reasonaqa(prepared / "qa" / "test.json")
     assert m["questions"]["test"] == len(test)
     assert any(it.filepath2 for it in test)  # two-clip questions are in the run
@@ -327,7 +331,7 @@ def test_batched_left_padded_answers_equal_one_by_one(reasoning_models):
     the answers each prompt gets alone: padding never leaks into the generation."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from semantic_bridge.data.evalsets import QaItem
+    from semantic_bridge.base.evalsets import QaItem
 
     tok = AutoTokenizer.from_pretrained(reasoning_models["lm"])
     lm = AutoModelForCausalLM.from_pretrained(reasoning_models["lm"]).eval()

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import yaml
 
-from semantic_bridge.data import extract as E
-from semantic_bridge.data import shards
-from semantic_bridge.data.extract import Skip
+from semantic_bridge.teachers import extract as E
+from semantic_bridge.base import shards
+from semantic_bridge.base.errors import Skip
 
 from conftest import REPO
 
@@ -23,6 +23,7 @@ from conftest import REPO
 class Echo:
     """A stand-in extractor: output = the row's length, rows whose id is in ``bad`` skipped."""
 
+    name = "echo"
     features = datasets.Features({"id": datasets.Value("string"), "n": datasets.Value("int32")})
     input_columns = ["id", "audio"]
     size_column = "seconds"
@@ -39,7 +40,7 @@ class Echo:
     def process(self, rows):
         self.windows.append(len(rows))
         for row in rows:
-            yield Skip(row["id"], "bad") if row["id"] in self.bad else {"id": row["id"], "n": len(row["audio"])}
+            yield Skip("bad", id=row["id"]) if row["id"] in self.bad else {"id": row["id"], "n": len(row["audio"])}
 
 
 def _corpus(root: Path, n: int) -> Path:
@@ -94,7 +95,7 @@ def _env():
 def stage_setup(tmp_path_factory, factory_raw, prepared_tiny):
     root = tmp_path_factory.mktemp("extract")
     raw = json.loads(json.dumps(factory_raw))
-    raw["teachers"]["max_shard_size"] = "6KB"  # about one utterance per unit: many units
+    raw["data"]["max_shard_size"] = "6KB"  # about one utterance per unit: many units
     params = root / "params.yaml"
     params.write_text(yaml.safe_dump(raw))
     return root, params, prepared_tiny / "corpus"
@@ -119,18 +120,18 @@ def reference(stage_setup):
 
 KILLER = """
 import os, runpy, signal, sys
-from semantic_bridge.data import extract
+from semantic_bridge.teachers import extract
 done = []
 original = extract._run_unit
 
-def run_unit(extractor, input_dir, unit, work):
+def run_unit(extractor, input_dir, unit, work, progress):
     if len(done) == 2:  # third unit: die with SIGKILL halfway through writing it
         process = extractor.process
         def dying(rows):
             yield from process(rows)
             os.kill(os.getpid(), signal.SIGKILL)
         extractor.process = dying
-    original(extractor, input_dir, unit, work)
+    original(extractor, input_dir, unit, work, progress)
     done.append(unit)
 
 extract._run_unit = run_unit

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from semantic_bridge import frames as F
+from semantic_bridge.base import frames as F
 
 
 @pytest.mark.parametrize("n, frames", [(1, 1), (1919, 1), (1920, 1), (1921, 2), (24000 * 4, 50)])

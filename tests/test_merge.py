@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from semantic_bridge.config import params_from_dict
-from semantic_bridge.data import shards
-from semantic_bridge.data.align import FEATURES as ALIGNED
-from semantic_bridge.data.merge import MergeError, run_merge
+from semantic_bridge.base import shards
+from semantic_bridge.base.errors import DataError
+from semantic_bridge.base.schemas import ALIGNED
+from semantic_bridge.merge.join import run_merge
 
 D = 4
 CORPUS = datasets.Features({"id": datasets.Value("string"), "speaker": datasets.Value("string"),
@@ -50,7 +51,7 @@ def _upstream(tmp_path, n=5, drop_qwen=(), bad_wavlm=(), shuffle_align=False):
 
 def test_join_with_counted_skips(tmp_path):
     inputs = _upstream(tmp_path, drop_qwen={"u1"}, bad_wavlm={"u3"})
-    result = run_merge(params_from_dict({}), *inputs, tmp_path / "merged")
+    result = run_merge(*inputs, tmp_path / "merged", "500MB")
     assert result.rows == {"train": 3, "valid": 0, "test": 0}
     assert result.skipped["train"] == {"missing_qwen": 1, "frames_wavlm": 1}
     assert result.llm_masked_fraction["train"] == 0.25
@@ -62,12 +63,12 @@ def test_join_with_counted_skips(tmp_path):
     row = train[0]
     assert row["wavlm"].shape == (4, D) and row["llm"].shape == (4, D) and row["n_frames"] == 4
     assert ds["valid"].num_rows == 0
-    metrics = result.metrics(params_from_dict({}))
+    metrics = result.metrics("embedded", params_from_dict({}).teachers)
     assert metrics["skipped_total"] == 2 and metrics["scale"] == "embedded"
 
 
 def test_rows_out_of_corpus_order_are_a_contract_error(tmp_path):
     inputs = _upstream(tmp_path, shuffle_align=True)
-    with pytest.raises(MergeError, match="out of corpus order"):
-        run_merge(params_from_dict({}), *inputs, tmp_path / "merged")
+    with pytest.raises(DataError, match="out of corpus order"):
+        run_merge(*inputs, tmp_path / "merged", "500MB")
     assert not (tmp_path / "merged").exists()

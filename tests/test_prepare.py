@@ -12,12 +12,21 @@ import numpy as np
 import pytest
 
 from semantic_bridge.config import params_from_dict
-from semantic_bridge.data import audio as A
-from semantic_bridge.data.evalsets import EvalSetError, QaItem, read_reasonaqa, read_trials, write_reasonaqa
-from semantic_bridge.data.prepare import run_prepare
-from semantic_bridge.data.sources import SPLITS, SourceError, assign_speaker_splits
+from semantic_bridge.base import audio as A
+from semantic_bridge.base.errors import DataError
+from semantic_bridge.base.evalsets import QaItem, read_reasonaqa, read_trials, write_reasonaqa
+from semantic_bridge.corpus.prepare import run_prepare
+from semantic_bridge.corpus.sources import SPLITS, assign_speaker_splits
 from semantic_bridge.config import SplitConfig
 from conftest import tone, write_wav
+
+
+def prepare(params, out):
+    return run_prepare(params.data, params.seed, out)
+
+
+def rms_dbfs(audio: np.ndarray) -> float:
+    return float(10 * np.log10(max(float(np.mean(np.square(audio, dtype=np.float64))), 1e-10)))
 
 
 def load_corpus(out: Path) -> datasets.DatasetDict:
@@ -36,7 +45,7 @@ def test_speaker_splits_are_disjoint_sized_and_seeded():
     assert Counter(a.values()) == {"train": 11, "valid": 2, "test": 3, "dev": 4}
     assert a == assign_speaker_splits(list(reversed(speakers)), cfg, seed=1)  # order-free
     assert a != assign_speaker_splits(speakers, cfg, seed=2)
-    with pytest.raises(SourceError, match="data.splits"):
+    with pytest.raises(DataError, match="data.splits"):
         assign_speaker_splits(speakers[:9], cfg, seed=1)
 
 
@@ -47,7 +56,7 @@ def synthetic_run(tmp_path_factory, raw_params):
 
     params = params_from_dict(shrink(raw_params))
     out = tmp_path_factory.mktemp("syn") / "prepared"
-    result = run_prepare(params, out)
+    result = prepare(params, out)
     return params, out, result
 
 
@@ -55,7 +64,7 @@ def test_synthetic_corpus_layout_and_metrics(synthetic_run):
     params, out, result = synthetic_run
     corpus = load_corpus(out)
     assert set(corpus) == set(SPLITS)
-    m = result.metrics(params)
+    m = result.metrics(params.scale, params.data)
     assert m["scale"] == "embedded" and m["source"] == "synthetic"
     total = 0
     for split in SPLITS:
@@ -95,11 +104,11 @@ def test_synthetic_speakers_differ_in_voice_pitch_or_rate(synthetic_run):
 def test_same_seed_gives_byte_identical_output_and_another_seed_does_not(synthetic_run, tmp_path):
     params, out, _ = synthetic_run
     again = tmp_path / "again"
-    run_prepare(params, again)
+    prepare(params, again)
     assert all_files(out) == all_files(again)
     raw = params_from_dict({**_as_dict(params), "seed": params.seed + 1})
     other = tmp_path / "other"
-    run_prepare(raw, other)
+    prepare(raw, other)
     a, b = all_files(out), all_files(other)
     assert a.keys() == b.keys()
     assert a["corpus/train/data-00000-of-00001.arrow"] != b["corpus/train/data-00000-of-00001.arrow"]
@@ -149,7 +158,7 @@ def test_qa_answers_are_knowable_from_the_audio(synthetic_run):
             if it.taskname == "longer":
                 assert it.answer == ("first" if len(a) > len(b) else "second")
             elif it.taskname == "louder":
-                assert it.answer == ("first" if A.rms_dbfs(a) > A.rms_dbfs(b) else "second")
+                assert it.answer == ("first" if rms_dbfs(a) > rms_dbfs(b) else "second")
             elif it.taskname == "word_count":
                 uid = it.filepath1.split("/speech/")[1].removesuffix(".wav")
                 assert it.answer == str(len(text[uid].split()))
@@ -208,7 +217,7 @@ EXPECTED_SKIPS = {A.UNREADABLE: 3, A.EMPTY: 1, A.SILENT: 1, A.TOO_SHORT: 1, A.NO
 
 
 def check_broken_run(params, out, result, n_good=18, unassigned=None):
-    m = result.metrics(params)
+    m = result.metrics(params.scale, params.data)
     s0_split = next(s for s in SPLITS if "s0" in set(load_corpus(out)[s]["speaker"]))
     skipped = m["splits"][s0_split]["skipped"]
     # libsndfile cannot open a 0-byte file: "unreadable", like garbage and missing files
@@ -236,11 +245,11 @@ def test_manifest_source_with_broken_files(tmp_path, tiny_raw, fmt):
             w.writerows(rows)
     params = manifest_params(tiny_raw, path)
     out = tmp_path / "prepared"
-    result = run_prepare(params, out)
+    result = prepare(params, out)
     # the two malformed JSON lines have no speaker: counted as unassigned bad rows
     unassigned = {A.NO_SPEAKER: 1, "bad_row": 2} if fmt == "jsonl" else None
     check_broken_run(params, out, result, unassigned=unassigned)
-    m = result.metrics(params)
+    m = result.metrics(params.scale, params.data)
     assert (out / "trials.txt").is_file()
     assert "voice_gender" not in m["qa"]["types"]  # unknown genders: no such question
 
@@ -248,10 +257,10 @@ def test_manifest_source_with_broken_files(tmp_path, tiny_raw, fmt):
 def test_manifest_errors_are_one_clear_line(tmp_path, tiny_raw):
     bad = tmp_path / "m.csv"
     bad.write_text("path,words\nx.wav,hi\n")
-    with pytest.raises(SourceError, match="lacks columns"):
-        run_prepare(manifest_params(tiny_raw, bad), tmp_path / "out")
-    with pytest.raises(SourceError, match="not found"):
-        run_prepare(manifest_params(tiny_raw, tmp_path / "none.jsonl"), tmp_path / "out")
+    with pytest.raises(DataError, match="lacks columns"):
+        prepare(manifest_params(tiny_raw, bad), tmp_path / "out")
+    with pytest.raises(DataError, match="not found"):
+        prepare(manifest_params(tiny_raw, tmp_path / "none.jsonl"), tmp_path / "out")
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
 
 
@@ -283,7 +292,7 @@ def test_hf_source_from_disk_with_audio_feature(tmp_path, tiny_raw):
     tiny_raw["data"]["splits"] = {"valid_speakers": 1, "test_speakers": 2, "dev_speakers": 1}
     params = params_from_dict(tiny_raw)
     out = tmp_path / "prepared"
-    result = run_prepare(params, out)
+    result = prepare(params, out)
     check_broken_run(params, out, result)
 
 
@@ -304,8 +313,8 @@ def test_hf_source_through_load_dataset_on_a_folder_of_parquet_files(tmp_path, t
     tiny_raw["data"]["hf"]["path"] = str(tmp_path / "hub_repo")
     tiny_raw["data"]["splits"] = {"valid_speakers": 1, "test_speakers": 2, "dev_speakers": 1}
     params = params_from_dict(tiny_raw)
-    result = run_prepare(params, tmp_path / "prepared")
-    m = result.metrics(params)
+    result = prepare(params, tmp_path / "prepared")
+    m = result.metrics(params.scale, params.data)
     assert sum(m["splits"][s]["utterances"] for s in SPLITS) == len(rows) - 1  # one duplicate id
     assert m["splits"]["train"]["fixed"] == {A.RESAMPLED: m["splits"]["train"]["utterances"]}
 
@@ -314,11 +323,11 @@ def test_hf_source_errors(tmp_path, tiny_raw):
     datasets.Dataset.from_dict({"id": ["a"], "text": ["x"]}).save_to_disk(str(tmp_path / "ds"))
     tiny_raw["data"]["source"] = "hf"
     tiny_raw["data"]["hf"]["path"] = str(tmp_path / "ds")
-    with pytest.raises(SourceError, match=r"columns \['audio', 'speaker_id'\]"):
-        run_prepare(params_from_dict(tiny_raw), tmp_path / "out")
+    with pytest.raises(DataError, match=r"columns \['audio', 'speaker_id'\]"):
+        prepare(params_from_dict(tiny_raw), tmp_path / "out")
     tiny_raw["data"]["hf"]["path"] = str(tmp_path / "no_such_dataset")
-    with pytest.raises(SourceError, match="data.hf.path: cannot load"):
-        run_prepare(params_from_dict(tiny_raw), tmp_path / "out")
+    with pytest.raises(DataError, match="data.hf.path: cannot load"):
+        prepare(params_from_dict(tiny_raw), tmp_path / "out")
 
 
 # --------------------------------------------------------------------------- real eval sets
@@ -346,7 +355,7 @@ def test_voxceleb_and_reasonaqa_loaders_by_path(tmp_path, tiny_raw):
     d["qa"].update(reasonaqa_train=str(aqa / "train.json"), reasonaqa_test=str(aqa / "test.jsonl"), reasonaqa_audio=str(aqa))
     params = params_from_dict(tiny_raw)
     out = tmp_path / "prepared"
-    result = run_prepare(params, out)
+    result = prepare(params, out)
     assert result.trials == {"list": str(trial_list), "target": 1, "nontarget": 1, "dropped_missing_audio": 1,
                              "audio_skipped": {"missing": 1}}
     assert len(read_trials(out / "trials.txt")) == 2
@@ -361,9 +370,9 @@ def test_voxceleb_and_reasonaqa_loaders_by_path(tmp_path, tiny_raw):
 def test_malformed_eval_files_name_file_and_line(tmp_path):
     bad = tmp_path / "trials.txt"
     bad.write_text("1 a.wav b.wav\n2 a.wav\n")
-    with pytest.raises(EvalSetError, match=r"trials.txt:2"):
+    with pytest.raises(DataError, match=r"trials.txt:2"):
         read_trials(bad)
     bad_qa = tmp_path / "qa.json"
     bad_qa.write_text(json.dumps([{"filepath1": "a.wav", "answer": "x"}]))
-    with pytest.raises(EvalSetError, match="item 0"):
+    with pytest.raises(DataError, match="item 0"):
         read_reasonaqa(bad_qa)

@@ -6,8 +6,8 @@ import datasets
 import numpy as np
 import pytest
 
-from semantic_bridge.data import shards as S
-from semantic_bridge.data.shards import ShardedWriter, load_split
+from semantic_bridge.base import shards as S
+from semantic_bridge.base.shards import ShardedWriter, load_split
 
 FEATURES = datasets.Features({"id": datasets.Value("string"),
                               "audio": datasets.List(datasets.Value("float32"))})

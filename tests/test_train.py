@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,8 +16,8 @@ import torch
 import yaml
 
 from semantic_bridge.config import params_from_dict
-from semantic_bridge.data import shards
-from semantic_bridge.data.merge import features
+from semantic_bridge.base import shards
+from semantic_bridge.base.schemas import merged as merged_features
 from semantic_bridge.train.curriculum import acoustic_dropout_probability, level_mask
 from semantic_bridge.train.data import SegmentDataset, StepSampler, collate
 from semantic_bridge.train.losses import (MultiScaleMelLoss, feature_matching_loss,
@@ -85,10 +86,13 @@ def test_level_masks():
 
 
 # --------------------------------------------------------------------------- data
-def write_merged(root: Path, n_train: int = 12, n_valid: int = 4, seed: int = 0) -> Path:
-    """A merged dataset in the stages' format: tones of 0.5 .. 2.5 s with random teachers."""
+def write_merged(root: Path, n_train: int = 12, n_valid: int = 4, seed: int = 0,
+                 teacher_seed: int = 0) -> Path:
+    """A merged dataset in the stages' format: tones of 0.5 .. 2.5 s with random teachers
+    (``teacher_seed`` changes the teacher features only: same shapes, same file sizes)."""
     rng = np.random.default_rng(seed)
-    feats = features(D_WAVLM, D_LLM)
+    teacher = np.random.default_rng(teacher_seed)
+    feats = merged_features(D_WAVLM, D_LLM)
     for split, n in (("train", n_train), ("valid", n_valid), ("test", 2)):
         rows = []
         for i in range(n):
@@ -100,8 +104,8 @@ def write_merged(root: Path, n_train: int = 12, n_valid: int = 4, seed: int = 0)
             frames = -(-samples // HOP)
             rows.append({"id": f"{split}{i}", "speaker": f"s{i % 3}", "text": "a b", "words": [],
                          "audio": audio, "sample_rate": 24000, "n_frames": frames,
-                         "wavlm": rng.standard_normal((frames, D_WAVLM)).astype(np.float16),
-                         "llm": rng.standard_normal((frames, D_LLM)).astype(np.float16),
+                         "wavlm": teacher.standard_normal((frames, D_WAVLM)).astype(np.float16),
+                         "llm": teacher.standard_normal((frames, D_LLM)).astype(np.float16),
                          "llm_mask": [j > 0 for j in range(frames)]})
         with shards.ShardedWriter(root / split, feats) as w:
             w.write_all(rows)
@@ -220,7 +224,7 @@ def test_train_stage_writes_checkpoint_metrics_and_curves(clean_run):
 
     metrics = json.loads((clean_run / "train.json").read_text())
     assert metrics["steps"] == 8 and metrics["scale"] == "embedded"
-    assert metrics["bitrate_bps"] == 1237.5 and metrics["bitrate_cb01_bps"] == 275.0
+    assert metrics["bitrate_bps"] == 1237.5 and metrics["bitrate_cb0_1_bps"] == 275.0
     for key in ("mel/loss", "adv/gen_loss", "adv/feat_loss", "vq/commitment", "distill/llm",
                 "distill/wavlm", "adv/disc_loss"):
         assert np.isfinite(metrics["final"][key]), key
@@ -270,11 +274,32 @@ def test_changed_settings_discard_the_work_dir(stage_root, raw_params):
     out = stage_root / "changed"
     work = out / "codec.pt.work"
     (work / "checkpoints").mkdir(parents=True)
-    (work / "fingerprint").write_text("from other settings")
+    (work / "job.json").write_text(json.dumps({"key": "from other settings"}))
     (work / "checkpoints" / "last.ckpt").write_text("not a checkpoint")
     proc = _stage(stage_root / "params.yaml", out)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "discarding" in proc.stderr and "resuming" not in proc.stderr
+
+
+def test_an_interrupted_run_is_not_resumed_on_other_teacher_features(tmp_path, raw_params):
+    """The scenario of a teacher-layer change: the merged data keeps its shapes and file sizes
+    but its content differs, so the interrupted run's checkpoint must not be resumed."""
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_train_raw(raw_params, steps=8)))
+    write_merged(tmp_path / "merged", teacher_seed=0)
+    sizes = sorted(f.stat().st_size for f in (tmp_path / "merged").rglob("*.arrow"))
+    killer = tmp_path / "killer.py"
+    killer.write_text(KILLER)
+    out = tmp_path / "run"
+    proc = _stage(tmp_path / "params.yaml", out, runner=[sys.executable, str(killer)])
+    assert proc.returncode == -9 and (out / "codec.pt.work/checkpoints/last.ckpt").is_file()
+
+    shutil.rmtree(tmp_path / "merged")
+    write_merged(tmp_path / "merged", teacher_seed=1)  # "another teacher layer"
+    assert sorted(f.stat().st_size for f in (tmp_path / "merged").rglob("*.arrow")) == sizes
+    proc = _stage(tmp_path / "params.yaml", out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "discarding" in proc.stderr and "resuming" not in proc.stderr
+    assert json.loads((out / "train.json").read_text())["steps"] == 8
 
 
 def test_ddp_on_cpu_with_two_processes(stage_root, raw_params):

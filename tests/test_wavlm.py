@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from semantic_bridge.config import ConfigError, WavlmConfig
-from semantic_bridge.data.layers import load_for_layer
-from semantic_bridge.data.wavlm import WavlmExtractor, padded_length, pool
-from semantic_bridge.frames import FrameError, n_frames
+from semantic_bridge.teachers.layers import load_for_layer
+from semantic_bridge.teachers.wavlm import WavlmExtractor, padded_length, pool
+from semantic_bridge.base.frames import FrameError, n_frames
 
 from conftest import tone
 

@@ -17,13 +17,12 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from .base.errors import ConfigError
+from .base.frames import FRAME_RATE, FrameError, samples_per_frame
+
 SCALES = ("embedded", "paper")
 SOURCES = ("synthetic", "hf", "manifest")
 ALIGN_BACKENDS = ("pocketsphinx", "nemo", "given")
-
-
-class ConfigError(ValueError):
-    """A params file that cannot be used; the message is one line naming file and key."""
 
 
 def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -113,7 +112,7 @@ class DataConfig:
     min_seconds: float = 0.5
     max_seconds: float = 30.0
     silence_dbfs: float = -60.0  # peak below this is "silent"
-    max_shard_size: str = "500MB"
+    max_shard_size: str = "500MB"  # every stage's dataset shards (DVC hashes files: few, large)
     splits: SplitConfig = field(default_factory=SplitConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     hf: HfSourceConfig = field(default_factory=HfSourceConfig)
@@ -183,7 +182,6 @@ class LlmConfig:
 class TeachersConfig:
     wavlm: WavlmConfig = field(default_factory=WavlmConfig)
     llm: LlmConfig = field(default_factory=LlmConfig)
-    max_shard_size: str = "500MB"  # output shard = unit of resume and of data parallelism
     nproc_per_node: int = 1  # torchrun processes (one per GPU) for wavlm and qwen
 
     def __post_init__(self) -> None:
@@ -193,18 +191,14 @@ class TeachersConfig:
                 raise ConfigError(f"teachers.{key}.layer: must be >= 0, got {layer}")
 
 
-# --------------------------------------------------------------------------- merge
-@dataclass
-class MergeConfig:
-    max_shard_size: str = "500MB"
-
-
 # --------------------------------------------------------------------------- codec
 @dataclass
 class CodecConfig:
-    """Sizes of the Mimi encoder/decoder/transformers. Paper scale = kyutai Mimi's values."""
+    """Sizes of the Mimi encoder/decoder/transformers. Paper scale = kyutai Mimi's values.
 
-    frame_rate: float = 12.5  # checked against sample rate and ratios
+    The frame rate is not a setting: it follows from the sample rate and the strides
+    (``frame_rate``), as in EnCodec, and ``Params`` checks it against the frame contract."""
+
     hidden_size: int = 64  # latent width; paper (Mimi): 512
     num_filters: int = 8  # SEANet base channels; paper: 64
     upsampling_ratios: list[int] = field(default_factory=lambda: [8, 6, 5, 4])  # x2 -> 1920
@@ -220,6 +214,14 @@ class CodecConfig:
             _positive(f"codec.{key}", getattr(self, key))
         if self.hidden_size % self.attention_heads:
             raise ConfigError("codec.hidden_size: must be divisible by codec.attention_heads")
+
+    @property
+    def frame_size(self) -> int:
+        """Samples per latent frame: the SEANet strides, then Mimi's x2 downsampling."""
+        return math.prod(self.upsampling_ratios) * 2
+
+    def frame_rate(self, sample_rate: int) -> float:
+        return sample_rate / self.frame_size
 
 
 @dataclass
@@ -432,6 +434,19 @@ class EvalConfig:
     probe: EvalProbeConfig = field(default_factory=EvalProbeConfig)
 
 
+def check_frame_contract(codec: CodecConfig, sample_rate: int) -> None:
+    """The codec's frames must be the pipeline's 80 ms frames (DESIGN §2)."""
+    try:
+        hop = samples_per_frame(sample_rate)
+    except FrameError as err:
+        raise ConfigError(f"data.sample_rate: {err}") from None
+    if codec.frame_size != hop:
+        raise ConfigError(
+            f"codec.upsampling_ratios: {list(codec.upsampling_ratios)} (x2 downsampling) give "
+            f"{codec.frame_size} samples per frame, but the {FRAME_RATE:g} Hz frame contract at "
+            f"data.sample_rate {sample_rate} needs {hop}")
+
+
 # --------------------------------------------------------------------------- root
 @dataclass
 class Params:
@@ -440,7 +455,6 @@ class Params:
     data: DataConfig = field(default_factory=DataConfig)
     align: AlignConfig = field(default_factory=AlignConfig)
     teachers: TeachersConfig = field(default_factory=TeachersConfig)
-    merge: MergeConfig = field(default_factory=MergeConfig)
     codec: CodecConfig = field(default_factory=CodecConfig)
     codebooks: CodebooksConfig = field(default_factory=CodebooksConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -448,6 +462,11 @@ class Params:
 
     def __post_init__(self) -> None:
         _choice("scale", self.scale, SCALES)
+        check_frame_contract(self.codec, self.data.sample_rate)
+
+    @property
+    def frame_rate(self) -> float:
+        return self.codec.frame_rate(self.data.sample_rate)
 
 
 def _omegaconf_message(err: OmegaConfBaseException) -> str:

@@ -11,7 +11,6 @@ Shapes: audio [B, 1, N] at 24 kHz; latent [B, D, T] with T = ceil(N / 1920); cod
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -21,16 +20,17 @@ from torch import Tensor, nn
 from transformers import MimiConfig
 from transformers.models.mimi.modeling_mimi import MimiDecoderModel, MimiEncoderModel
 
-from ..config import CodebooksConfig, CodecConfig, ConfigError
-from ..frames import samples_per_frame
+from ..base.errors import ConfigError
+from ..base.frames import samples_per_frame
+from ..config import CodebooksConfig, CodecConfig, check_frame_contract
 from .quantizer import QuantizedResult, SplitQuantizer
 
 CHECKPOINT_FORMAT = "semantic-bridge-codec/1"
 
 
 def mimi_config(codec: CodecConfig, books: CodebooksConfig, sample_rate: int) -> MimiConfig:
-    """The ``MimiConfig`` for these params; the frame rate it implies must be ``codec.frame_rate``."""
-    config = MimiConfig(
+    """The ``MimiConfig`` for these params (its frame rate follows from the strides)."""
+    return MimiConfig(
         sampling_rate=sample_rate,
         hidden_size=codec.hidden_size,
         num_filters=codec.num_filters,
@@ -46,13 +46,14 @@ def mimi_config(codec: CodecConfig, books: CodebooksConfig, sample_rate: int) ->
         num_semantic_quantizers=books.semantic,
         upsample_groups=codec.hidden_size,  # depthwise, as Mimi (512 groups at 512 channels)
     )
-    if not math.isclose(config.frame_rate, codec.frame_rate):
-        raise ConfigError(
-            f"codec.frame_rate: {codec.frame_rate} Hz, but data.sample_rate {sample_rate} and "
-            f"codec.upsampling_ratios {list(codec.upsampling_ratios)} (x2 downsampling) give "
-            f"{config.frame_rate:g} Hz"
-        )
-    return config
+
+
+def group_name(levels: Sequence[int]) -> str:
+    """``cb3`` for one level, ``cb2_8`` for levels 2 through 8 (a contiguous run)."""
+    levels = sorted(levels)
+    if levels != list(range(levels[0], levels[-1] + 1)):
+        raise ValueError(f"levels {levels} are not a contiguous run")
+    return f"cb{levels[0]}" if len(levels) == 1 else f"cb{levels[0]}_{levels[-1]}"
 
 
 @dataclass
@@ -73,14 +74,16 @@ class BridgeCodec(nn.Module):
     """Encoder -> split RVQ -> decoder. Build with ``BridgeCodec.build``."""
 
     def __init__(self, encoder: MimiEncoderModel, quantizer: SplitQuantizer,
-                 decoder: MimiDecoderModel, sample_rate: int, settings: dict[str, Any]):
+                 decoder: MimiDecoderModel, config: CodecConfig, books: CodebooksConfig,
+                 sample_rate: int):
         super().__init__()
         self.encoder = encoder
         self.quantizer = quantizer
         self.decoder = decoder
-        self.sample_rate = sample_rate
+        # the params that rebuild this model (stored in checkpoints)
+        self.config, self.books, self.sample_rate = config, books, sample_rate
         self.hop = samples_per_frame(sample_rate)
-        self.settings = settings  # the params that rebuild this model (stored in checkpoints)
+        self.frame_rate = config.frame_rate(sample_rate)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -89,15 +92,15 @@ class BridgeCodec(nn.Module):
         """A randomly initialised codec (codebooks are initialised from the first batch).
 
         ``sync``: all-reduce codebook statistics across processes (DDP training)."""
+        check_frame_contract(codec, sample_rate)
         config = mimi_config(codec, books, sample_rate)
         quantizer = SplitQuantizer(
             codec.hidden_size, codec.codebook_dim, books.semantic, books.acoustic, books.size,
             decay=books.ema_decay, kmeans_iters=books.kmeans_iters,
             dead_code_threshold=dead_code_threshold, sync=sync,
         )
-        settings = {"codec": asdict(codec), "codebooks": asdict(books), "sample_rate": sample_rate}
         return cls(MimiEncoderModel(config.encoder_config), quantizer,
-                   MimiDecoderModel(config.decoder_config), sample_rate, settings)
+                   MimiDecoderModel(config.decoder_config), codec, books, sample_rate)
 
     @property
     def n_levels(self) -> int:
@@ -106,6 +109,17 @@ class BridgeCodec(nn.Module):
     @property
     def n_semantic(self) -> int:
         return self.quantizer.n_semantic
+
+    def bitrate_bps(self, levels: Optional[int] = None) -> float:
+        """Bits per second of ``levels`` codebooks (all by default)."""
+        return self.books.bitrate_bps(self.frame_rate, levels)
+
+    def level_groups(self) -> dict[str, list[int]]:
+        """The codebook groups the evaluations report, named by their levels: CB0 (the LLM
+        level), the semantic levels (CB0+1), the acoustic levels (CB2..8) and all."""
+        n, s = self.n_levels, self.n_semantic
+        groups = [[0], list(range(s)), list(range(s, n))]
+        return {**{group_name(g): g for g in groups}, "all": list(range(n))}
 
     def n_frames(self, n_samples: int) -> int:
         return -(-n_samples // self.hop)
@@ -149,6 +163,14 @@ class BridgeCodec(nn.Module):
         ``levels=[0, 1]`` decodes from CB0+1 alone: the other levels contribute zero."""
         return self.decode_latent(self.quantizer.dequantize(codes, levels))
 
+    @torch.no_grad()
+    def resynthesize(self, audio: Tensor, subsets: Sequence[Optional[Sequence[int]]]) -> list[Tensor]:
+        """Encode ``audio`` [N] once and decode it from each subset of levels (None: all), each
+        trimmed to ``N``: every subset is decoded from the same codes."""
+        x = audio.reshape(1, 1, -1)
+        codes = self.encode(x)
+        return [self.decode(codes, levels)[0, 0, : x.shape[-1]] for levels in subsets]
+
     def swap_codes(self, codes_a: Tensor, codes_b: Tensor, content_levels: int) -> Tensor:
         """Codes with levels < ``content_levels`` from A and the rest from B, both trimmed to
         the shorter one's frame count. ``content_levels`` 1 = CB0, 2 = CB0+1."""
@@ -175,7 +197,8 @@ class BridgeCodec(nn.Module):
 
     # ------------------------------------------------------------------ files
     def checkpoint(self, **extra: Any) -> dict[str, Any]:
-        return {"format": CHECKPOINT_FORMAT, **self.settings, **extra,
+        return {"format": CHECKPOINT_FORMAT, "codec": asdict(self.config),
+                "codebooks": asdict(self.books), "sample_rate": self.sample_rate, **extra,
                 "state_dict": self.state_dict()}
 
     @classmethod
@@ -184,7 +207,7 @@ class BridgeCodec(nn.Module):
         ckpt = source if isinstance(source, dict) else torch.load(
             source, map_location="cpu", weights_only=True)
         if ckpt.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{source if not isinstance(source, dict) else 'checkpoint'}: "
+            raise ConfigError(f"{source if not isinstance(source, dict) else 'checkpoint'}: "
                              f"not a {CHECKPOINT_FORMAT} checkpoint")
         codec = cls.build(CodecConfig(**ckpt["codec"]), CodebooksConfig(**ckpt["codebooks"]),
                           ckpt["sample_rate"])

@@ -15,6 +15,7 @@ masks (acoustic dropout and quantizer dropout drop levels from the *decoder inpu
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -168,11 +169,24 @@ class SplitQuantizer(nn.Module):
             raise ValueError("levels: empty")
         return out
 
-    def set_dead_code_threshold(self, threshold: float) -> None:
-        """EMA count below which a code is re-initialised from the batch (0 disables)."""
-        for rvq in (self.semantic, self.acoustic):
-            for vq in rvq.layers:
-                cb = vq._codebook
-                cb.threshold_ema_dead_code = threshold
-                cb.reset_cluster_size = threshold
-                cb.has_dead_code_replacement = threshold > 0
+
+def say_kmeans_warning_once() -> None:
+    """vector-quantize-pytorch warns (through loguru) once per level when a k-means batch has
+    fewer vectors than codes; nine identical lines say nothing more than one. Keep the first,
+    with what it means, and drop the repeats. Call once per process, before training."""
+    from loguru import logger
+
+    seen = []
+
+    def keep(record) -> bool:
+        if "duplicates will be sampled" not in record["message"]:
+            return True
+        if seen:
+            return False
+        seen.append(True)
+        record["message"] += (" (every level that k-means initialises from this batch repeats "
+                              "vectors; shown once for all levels)")
+        return True
+
+    logger.remove()
+    logger.add(sys.stderr, filter=keep)

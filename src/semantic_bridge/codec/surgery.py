@@ -22,12 +22,13 @@ from typing import Any
 import torch
 from transformers import MimiModel
 
+from ..base.errors import UserError
 from .model import BridgeCodec
 
 MIMI_EPSILON = 1e-5  # MimiEuclideanCodebook's clamp on cluster_usage
 
 
-class SurgeryError(ValueError):
+class SurgeryError(UserError, ValueError):
     """The checkpoint does not fit the codec's sizes."""
 
 
@@ -38,9 +39,19 @@ class SurgeryReport:
 
     source: str
     copied: dict[str, str] = field(default_factory=dict)
-    derived: dict[str, str] = field(default_factory=dict)
+    levels: dict[str, str] = field(default_factory=dict)  # our codebook level <- their level
     new: dict[str, str] = field(default_factory=dict)
     unused: list[str] = field(default_factory=list)
+
+    @property
+    def derived(self) -> dict[str, str]:
+        """Our tensors computed from theirs (not copied), with the formula."""
+        out = {}
+        for mine, theirs in self.levels.items():
+            out[f"{mine}._codebook.embed"] = (f"{theirs}.codebook.embed_sum / {theirs}.codebook."
+                                              f"cluster_usage.clamp(min={MIMI_EPSILON})")
+            out[f"{mine}._codebook.initted"] = "True (codebook given)"
+        return out
 
     def summary(self) -> dict[str, Any]:
         return {"source": self.source, "copied": len(self.copied), "derived": len(self.derived),
@@ -53,17 +64,16 @@ def _codebook_keys(ours: str, theirs: str) -> dict[str, str]:
 
 
 def _check_sizes(codec: BridgeCodec, mimi: MimiModel) -> None:
-    c = mimi.config
-    ours = codec.settings
+    c, ours = mimi.config, codec.config
     pairs = {
-        "codec.hidden_size": (ours["codec"]["hidden_size"], c.hidden_size),
-        "codec.num_filters": (ours["codec"]["num_filters"], c.num_filters),
-        "codec.upsampling_ratios": (list(ours["codec"]["upsampling_ratios"]), list(c.upsampling_ratios)),
-        "codec.transformer_layers": (ours["codec"]["transformer_layers"], c.num_hidden_layers),
-        "codec.attention_heads": (ours["codec"]["attention_heads"], c.num_attention_heads),
-        "codec.intermediate_size": (ours["codec"]["intermediate_size"], c.intermediate_size),
-        "codec.codebook_dim": (ours["codec"]["codebook_dim"], c.vector_quantization_hidden_dimension),
-        "codebooks.size": (ours["codebooks"]["size"], c.codebook_size),
+        "codec.hidden_size": (ours.hidden_size, c.hidden_size),
+        "codec.num_filters": (ours.num_filters, c.num_filters),
+        "codec.upsampling_ratios": (list(ours.upsampling_ratios), list(c.upsampling_ratios)),
+        "codec.transformer_layers": (ours.transformer_layers, c.num_hidden_layers),
+        "codec.attention_heads": (ours.attention_heads, c.num_attention_heads),
+        "codec.intermediate_size": (ours.intermediate_size, c.intermediate_size),
+        "codec.codebook_dim": (ours.codebook_dim, c.vector_quantization_hidden_dimension),
+        "codebooks.size": (codec.books.size, c.codebook_size),
     }
     for key, (mine, theirs) in pairs.items():
         if mine != theirs:
@@ -96,11 +106,10 @@ def mimi_mapping(codec: BridgeCodec, mimi: MimiModel) -> SurgeryReport:
                for i in range(codec.n_levels - codec.n_semantic)]
     for mine, mimi_level in levels:
         report.copied.update(_codebook_keys(mine, mimi_level))
-        report.derived[f"{mine}._codebook.embed"] = (
-            f"{mimi_level}.codebook.embed_sum / {mimi_level}.codebook.cluster_usage.clamp(min={MIMI_EPSILON})")
-        report.derived[f"{mine}._codebook.initted"] = "True (codebook given)"
+        report.levels[mine] = mimi_level
+    derived = report.derived
     for key in ours:
-        if key not in report.copied and key not in report.derived:
+        if key not in report.copied and key not in derived:
             report.new[key] = ("k-means on the first training batch"
                                if "._codebook." in key else "random init")
     used = set(report.copied.values())  # the derived tensors read these same sums and counts
@@ -125,12 +134,10 @@ def init_from_mimi(codec: BridgeCodec, mimi: MimiModel | str) -> SurgeryReport:
         if ours[mine].shape not in (theirs[src].shape, (1, *theirs[src].shape)):
             raise SurgeryError(f"{mine} {tuple(ours[mine].shape)} != {src} {tuple(theirs[src].shape)}")
         ours[mine].copy_(theirs[src].reshape(ours[mine].shape))
-    for mine in report.derived:
-        if mine.endswith(".initted"):
-            ours[mine].fill_(True)
-            continue
-        level = report.derived[mine].split(".codebook.")[0]
+    for mine, level in report.levels.items():
+        embed = ours[f"{mine}._codebook.embed"]
         embed_sum = theirs[f"{level}.codebook.embed_sum"]
         usage = theirs[f"{level}.codebook.cluster_usage"].clamp(min=MIMI_EPSILON)
-        ours[mine].copy_((embed_sum / usage[:, None]).reshape(ours[mine].shape))
+        embed.copy_((embed_sum / usage[:, None]).reshape(embed.shape))
+        ours[f"{mine}._codebook.initted"].fill_(True)
     return report

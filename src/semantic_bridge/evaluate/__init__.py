@@ -1,1 +1,1 @@
-"""Evaluations of the codec: pure metric functions (``metrics``) and one runner per DVC stage."""
+"""The ``eval_*`` stages: pure metric functions (``metrics``) and one runner per stage."""

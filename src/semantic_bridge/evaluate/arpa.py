@@ -52,7 +52,7 @@ def bigram_arpa(sentences: Iterable[list[str]], discount: float = 0.5) -> str:
 def lm_sentences(texts: Iterable[str], known: Callable[[str], bool]) -> Iterable[list[str]]:
     """Lower-cased word lists of ``texts``; a word the recogniser's dictionary lacks splits the
     sentence there (an LM entry without a pronunciation is useless to the decoder)."""
-    from ..data.words import normalize, transcript_words
+    from ..base.words import normalize, transcript_words
 
     for text in texts:
         run: list[str] = []

@@ -13,17 +13,17 @@ WER metric normalises it.
 
 from __future__ import annotations
 
-import multiprocessing as mp
-import os
 import tempfile
 from pathlib import Path
 from typing import Iterable, Optional, Protocol
 
 import numpy as np
 
-from ..config import ConfigError, EvalWerConfig
-from ..data.align import to_pcm16k
-from ..data.audio import resample
+from ..base.audio import resample, to_pcm16k
+from ..base.device import default_device
+from ..base.errors import ConfigError
+from ..base.pool import WorkerPool, cpu_count
+from ..config import EvalWerConfig
 from .common import iter_split
 
 Audio = tuple[np.ndarray, int]
@@ -64,14 +64,13 @@ def _sphinx_transcribe(pcm: bytes) -> str:
 
 
 class PocketsphinxRecognizer:
-    """Resampling in this process; decoding in spawned workers (one per core).
+    """Resampling in this process; decoding in spawned workers (one per CPU, at most 8).
 
     ``lm_texts``: transcripts for an in-domain bigram LM (None: the bundled general LM)."""
 
     name = "pocketsphinx"
 
     def __init__(self, lm_texts: Optional[Iterable[str]] = None, workers: Optional[int] = None) -> None:
-        self.workers = workers or max(1, min(len(os.sched_getaffinity(0)), 8))
         self._dir = None
         lm_path = None
         self.model = "pocketsphinx en-us, bundled LM"
@@ -86,21 +85,13 @@ class PocketsphinxRecognizer:
             lm_path = str(Path(self._dir.name) / "corpus.arpa")
             Path(lm_path).write_text(arpa)
             self.model = "pocketsphinx en-us, bigram LM of the train transcripts"
-        _sphinx_init(lm_path)
-        self._pool = (mp.get_context("spawn").Pool(self.workers, _sphinx_init, (lm_path,))
-                      if self.workers > 1 else None)
+        self.pool = WorkerPool(workers or min(cpu_count(), 8), _sphinx_init, (lm_path,))
 
     def transcribe(self, audios: list[Audio]) -> list[str]:
-        jobs = [to_pcm16k(a, sr) for a, sr in audios]
-        if self._pool is None:
-            return [_sphinx_transcribe(j) for j in jobs]
-        return self._pool.map(_sphinx_transcribe, jobs, chunksize=max(1, len(jobs) // (4 * self.workers)))
+        return self.pool.map(_sphinx_transcribe, [to_pcm16k(a, sr) for a, sr in audios])
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
-            self._pool.join()
-            self._pool = None
+        self.pool.close()
         if self._dir is not None:
             self._dir.cleanup()
             self._dir = None
@@ -118,7 +109,7 @@ class WhisperRecognizer:
 
         self.torch = torch
         self.model = model
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = default_device()
         self.processor = WhisperProcessor.from_pretrained(model)
         dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
         self.net = WhisperForConditionalGeneration.from_pretrained(model, dtype=dtype).to(self.device).eval()
@@ -150,14 +141,12 @@ class NemoRecognizer:
     name = "nemo"
 
     def __init__(self, model: str, batch_size: int = 16) -> None:
-        import torch
         from nemo.collections.asr.models import ASRModel
 
-        from ..nemo_models import NemoModel
+        from ..models.nemo import NemoModel
 
         self.model = model
-        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self._loaded = NemoModel(model, ASRModel, dev, "eval.wer.model")
+        self._loaded = NemoModel(model, ASRModel, default_device(), "eval.wer.model")
         self.net = self._loaded.model
         self.rate = int(self.net.cfg.sample_rate)
         self.batch_size = batch_size

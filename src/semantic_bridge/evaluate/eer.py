@@ -12,11 +12,14 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
+from ..base import shards
+from ..base.errors import DataError
+from ..base.evalsets import read_trials
+from ..base.files import atomic_path, write_text
+from ..base.progress import track
 from ..codec.model import BridgeCodec
-from ..config import EvalEerConfig, Params
-from ..data import shards
-from ..data.evalsets import read_trials
-from .common import EvalDataError, as_batch, header, iter_split, level_groups, load_codec, write_text
+from ..config import EvalEerConfig
+from .common import as_batch, header, iter_split, load_codec
 from .metrics import cosine_scores, eer, error_curve, min_dcf
 
 log = logging.getLogger(__name__)
@@ -34,7 +37,7 @@ def frame_features(codec: BridgeCodec, audio: np.ndarray) -> dict[str, np.ndarra
     latent = codec.encode_latent(as_batch(audio, dev))
     q = codec.quantize(latent)
     out = {"latent": latent[0].T}
-    for name, levels in level_groups(codec.n_levels).items():
+    for name, levels in codec.level_groups().items():
         out[name] = q.latent(levels)[0].T
     return {k: v.float().cpu().numpy() for k, v in out.items()}
 
@@ -103,11 +106,9 @@ def det_plot(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], title
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=80, bbox_inches="tight", metadata={"Software": None})
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=80, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
-    tmp.replace(path)
 
 
 def verification(scores: np.ndarray, labels: np.ndarray, cfg: EvalEerConfig) -> dict[str, float]:
@@ -115,19 +116,20 @@ def verification(scores: np.ndarray, labels: np.ndarray, cfg: EvalEerConfig) -> 
             "min_dcf": min_dcf(scores, labels, cfg.p_target, cfg.c_miss, cfg.c_fa)}
 
 
-def run_eer(params: Params, prepared: str, codec_path: str, plots: str) -> dict[str, Any]:
-    cfg = params.eval.eer
+def run_eer(cfg: EvalEerConfig, scale: str, seed: int, prepared: str, codec_path: str,
+            plots: str) -> dict[str, Any]:
     prepared = Path(prepared)
     trials = read_trials(prepared / "trials.txt")
     loaded = load_codec(codec_path)
     codec = loaded.codec
     audio_dir = prepared / "trial_audio"
-    rows = ((r["path"], r["audio"]) for r in shards.iter_rows(audio_dir, columns=["path", "audio"]))
+    rows = ((r["path"], r["audio"]) for r in track(shards.iter_rows(audio_dir, columns=["path", "audio"]),
+                                                   "eval_eer trial audio", shards.num_rows(audio_dir), "utt"))
     keys, trial_vecs = embed_all(codec, rows)
     index = {k: i for i, k in enumerate(keys)}
     missing = sorted({p for t in trials for p in (t.path1, t.path2)} - set(index))
     if missing:
-        raise EvalDataError(f"{audio_dir}: no audio for {len(missing)} trial files, e.g. {missing[0]}")
+        raise DataError(f"{audio_dir}: no audio for {len(missing)} trial files, e.g. {missing[0]}")
     dev_rows = ((r["speaker"], r["audio"]) for r in
                 iter_split(prepared / "corpus", "dev", ["speaker", "audio"]))
     dev_speakers, dev_vecs = embed_all(codec, dev_rows)
@@ -142,7 +144,7 @@ def run_eer(params: Params, prepared: str, codec_path: str, plots: str) -> dict[
     bars, det_curves = [], {}
     for (source, how), vecs in trial_vecs.items():
         if "probe" in scorers:
-            probe = LinearProbe(dev_vecs[(source, how)], dev_speakers, cfg.probe_c, params.seed)
+            probe = LinearProbe(dev_vecs[(source, how)], dev_speakers, cfg.probe_c, seed)
         for scorer in scorers:
             mapped = vecs if scorer == "cosine" else probe(vecs)
             scores = score_trials(trials, index, mapped)
@@ -156,7 +158,7 @@ def run_eer(params: Params, prepared: str, codec_path: str, plots: str) -> dict[
     write_text(plots / "eer.csv", "source,eer,min_dcf\n" + "".join(bars))
     for source, curves in det_curves.items():
         det_plot(plots / "det" / f"{source}.png", curves, f"DET: {source}")
-    return {**header(params, codec=loaded.info(), probe="logistic regression on dev speakers"),
+    return {**header(scale, codec=loaded.info(), probe="logistic regression on dev speakers"),
             "trials": {"list": str(prepared / "trials.txt"), "target": int(labels.sum()),
                        "nontarget": int((1 - labels).sum())},
             "dev": {"utterances": len(dev_speakers), "speakers": n_dev},

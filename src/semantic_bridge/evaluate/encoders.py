@@ -18,26 +18,16 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from ..config import ConfigError
-from ..data.audio import resample
-from .common import as_batch, device, load_codec
-
-HTSAT_RATE = 44100
-HTSAT_SECONDS = 7  # msclap 2023 config "duration"
-
+from ..base.audio import resample
+from ..base.device import default_device
+from ..base.errors import ConfigError, MissingFile
+from ..models.htsat import HTSAT_RATE, HTSAT_SECONDS, build_htsat
+from .common import as_batch, load_codec
 
 class FeatureEncoder(Protocol):
     dim: int
 
     def __call__(self, audio: np.ndarray, sample_rate: int) -> np.ndarray: ...
-
-
-def build_htsat():
-    """msclap's ``AudioEncoder`` with HTSAT and the CLAP 2023 values (random weights)."""
-    from msclap.models.clap import AudioEncoder
-
-    return AudioEncoder("HTSAT", d_in=768, d_out=1024, sample_rate=HTSAT_RATE, window_size=1024,
-                        hop_size=320, mel_bins=64, fmin=50, fmax=8000, classes_num=527)
 
 
 class HtsatEncoder:
@@ -57,7 +47,7 @@ class HtsatEncoder:
         if missing:
             raise ConfigError(f"eval.reasoning.encoders.htsat: {files[0]} lacks {len(missing)} HTSAT "
                               f"tensors, e.g. {missing[0]}")
-        self.device = device()
+        self.device = default_device()
         self.net.to(self.device).eval()
 
     @torch.no_grad()
@@ -73,7 +63,7 @@ class MimiEncoder:
     def __init__(self, path: str, semantic_only: bool) -> None:
         from transformers import MimiModel
 
-        self.device = device()
+        self.device = default_device()
         self.net = MimiModel.from_pretrained(path).to(self.device).eval()
         self.rate = self.net.config.sampling_rate
         self.levels = self.net.config.num_semantic_quantizers if semantic_only else self.net.config.num_quantizers
@@ -89,7 +79,7 @@ class MimiEncoder:
 class BridgeEncoder:
     def __init__(self, path: str) -> None:
         self.codec = load_codec(path).codec
-        self.dim = self.codec.settings["codec"]["hidden_size"]
+        self.dim = self.codec.config.hidden_size
 
     @torch.no_grad()
     def __call__(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -100,7 +90,7 @@ class BridgeEncoder:
 
 def make_encoder(name: str, model: str) -> FeatureEncoder:
     if not Path(model).exists():
-        raise FileNotFoundError(f"eval.reasoning.encoders.{name}: {model} not found")
+        raise MissingFile(f"eval.reasoning.encoders.{name}: {model} not found")
     if name == "htsat":
         return HtsatEncoder(model)
     if name in ("mimi_semantic", "mimi_full"):

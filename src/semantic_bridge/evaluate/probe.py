@@ -18,16 +18,22 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import Params
-from ..frames import FRAME_SECONDS
-from .common import EvalDataError, as_batch, device, header, iter_split, load_codec
+from ..base.device import default_device
+from ..base.errors import DataError
+from ..base.frames import FRAME_SECONDS
+from ..base.progress import track
+from ..codec.model import group_name
+from ..config import EvalProbeConfig
+from .common import as_batch, header, iter_split, load_codec, split_size
 
 log = logging.getLogger(__name__)
 UNK = 0  # vocabulary index of words never seen as a training target
 
 
-def probe_groups(n_levels: int) -> dict[str, list[int]]:
-    return {"cb0": [0], "cb1": [1], "cb2_8": list(range(2, n_levels))}
+def probe_groups(n_levels: int, n_semantic: int) -> dict[str, list[int]]:
+    """Each semantic level alone (CB0, CB1, ...) and the acoustic levels together."""
+    groups = [[k] for k in range(n_semantic)] + [list(range(n_semantic, n_levels))]
+    return {group_name(g): g for g in groups}
 
 
 @dataclass
@@ -66,7 +72,9 @@ class Probe(nn.Module):
 def _encode_split(codec, corpus: str, split: str) -> tuple[list[Utterance], int]:
     dev = next(codec.parameters()).device
     utts, skipped = [], 0
-    for row in iter_split(corpus, split, ["audio", "words"]):
+    rows = track(iter_split(corpus, split, ["audio", "words"]), f"eval_probe encode {split}",
+                 split_size(corpus, split), "utt")
+    for row in rows:
         with torch.no_grad():
             codes = codec.encode(as_batch(row["audio"], dev))[0].cpu().numpy()
         pos, tgt, skip = word_examples(row["words"], codes.shape[-1])
@@ -74,7 +82,7 @@ def _encode_split(codec, corpus: str, split: str) -> tuple[list[Utterance], int]
         if pos:
             utts.append(Utterance(codes, np.array(pos), tgt))
     if not utts:
-        raise EvalDataError(f"{corpus}/{split}: no utterance with two or more aligned words")
+        raise DataError(f"{corpus}/{split}: no utterance with two or more aligned words")
     return utts, skipped
 
 
@@ -92,12 +100,11 @@ def _batch(utts: list[Utterance], levels: list[int], vocab: dict[str, int], dev)
 
 
 def train_probe(train: list[Utterance], test: list[Utterance], levels: list[int], size: int,
-                vocab: dict[str, int], params: Params) -> tuple[float, float]:
+                vocab: dict[str, int], cfg: EvalProbeConfig, seed: int) -> tuple[float, float]:
     """(test top-1 accuracy, mean training loss of the last 10 steps)."""
-    cfg = params.eval.probe
-    dev = device()
-    torch.manual_seed(params.seed)
-    rng = np.random.default_rng(params.seed)
+    dev = default_device()
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
     probe = Probe(len(levels), size, cfg.dim, len(vocab) + 1).to(dev)
     opt = torch.optim.Adam(probe.parameters(), lr=cfg.lr)
     losses = []
@@ -120,7 +127,7 @@ def train_probe(train: list[Utterance], test: list[Utterance], levels: list[int]
     return hits / total, float(np.mean(losses[-10:]))
 
 
-def run_probe(params: Params, merged: str, codec_path: str) -> dict[str, Any]:
+def run_probe(cfg: EvalProbeConfig, scale: str, seed: int, merged: str, codec_path: str) -> dict[str, Any]:
     loaded = load_codec(codec_path)
     codec = loaded.codec
     train, skip_train = _encode_split(codec, merged, "train")
@@ -130,12 +137,11 @@ def run_probe(params: Params, merged: str, codec_path: str) -> dict[str, Any]:
     test_targets = [w for u in test for w in u.targets]
     majority = counts.most_common(1)[0][0]
     results = {}
-    for name, levels in probe_groups(codec.n_levels).items():
-        acc, loss = train_probe(train, test, levels, loaded.books.size, vocab, params)
+    for name, levels in probe_groups(codec.n_levels, codec.n_semantic).items():
+        acc, loss = train_probe(train, test, levels, codec.books.size, vocab, cfg, seed)
         results[name] = {"top1": acc, "levels": levels, "final_train_loss": loss}
         log.info("probe %s: top-1 %.4f", name, acc)
-    cfg = params.eval.probe
-    return {**header(params, codec=loaded.info()),
+    return {**header(scale, codec=loaded.info()),
             "probe": {"architecture": "code embeddings -> GRU -> linear", "dim": cfg.dim,
                       "steps": cfg.steps, "lr": cfg.lr, "batch_size": cfg.batch_size},
             "examples": {"train": sum(len(u.targets) for u in train), "test": len(test_targets),

@@ -20,10 +20,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import Params
-from ..data import shards
-from ..data.evalsets import QaItem, read_reasonaqa
-from .common import EvalDataError, device, header, write_text
+from ..base import shards
+from ..base.device import default_device
+from ..base.errors import DataError
+from ..base.evalsets import QaItem, read_reasonaqa
+from ..base.files import write_text
+from ..base.progress import Progress, track
+from ..config import EvalReasoningConfig
+from .common import header
 from .encoders import make_encoder
 from .metrics import normalize
 
@@ -111,35 +115,36 @@ def _examples(items: list[QaItem], tok) -> list[Example]:
 def clip_features(encoder, clips_dir: Path, needed: set[str], max_samples: int,
                   sample_rate: int) -> dict[str, torch.Tensor]:
     feats = {}
-    for row in shards.iter_rows(clips_dir, columns=["filepath", "audio"]):
+    rows = shards.iter_rows(clips_dir, columns=["filepath", "audio"])
+    for row in track(rows, "eval_reasoning clip features", shards.num_rows(clips_dir), "clip"):
         if row["filepath"] in needed:
             feats[row["filepath"]] = torch.from_numpy(encoder(row["audio"][:max_samples], sample_rate))
     missing = needed - set(feats)
     if missing:
-        raise EvalDataError(f"{clips_dir}: no audio for {len(missing)} question clips, e.g. {sorted(missing)[0]}")
+        raise DataError(f"{clips_dir}: no audio for {len(missing)} question clips, e.g. {sorted(missing)[0]}")
     return feats
 
 
-def run_reasoning(params: Params, encoder_name: str, prepared: str, loss_plot: str) -> dict[str, Any]:
+def run_reasoning(cfg: EvalReasoningConfig, scale: str, seed: int, sample_rate: int,
+                  encoder_name: str, prepared: str, loss_plot: str) -> dict[str, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    cfg = params.eval.reasoning
     if encoder_name not in cfg.encoders:
-        raise EvalDataError(f"--encoder {encoder_name}: not in eval.reasoning.encoders")
+        raise DataError(f"--encoder {encoder_name}: not in eval.reasoning.encoders")
     model_path = cfg.encoders[encoder_name]
     prepared = Path(prepared)
     train_items = read_reasonaqa(prepared / "qa" / "train.json")
     test_items = read_reasonaqa(prepared / "qa" / "test.json")
     if not train_items or not test_items:
-        raise EvalDataError(f"{prepared / 'qa'}: need train and test questions")
-    rate = params.data.sample_rate
+        raise DataError(f"{prepared / 'qa'}: need train and test questions")
+    rate = sample_rate
     encoder = make_encoder(encoder_name, model_path)
     needed = {p for it in train_items + test_items for p in (it.filepath1, it.filepath2) if p}
     feats = clip_features(encoder, prepared / "qa_audio", needed, int(cfg.max_audio_sec * rate), rate)
     del encoder
 
-    torch.manual_seed(params.seed)
-    dev = device()
+    torch.manual_seed(seed)
+    dev = default_device()
     tok = AutoTokenizer.from_pretrained(cfg.lm)
     dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
     lm = AutoModelForCausalLM.from_pretrained(cfg.lm, dtype=dtype).to(dev).eval()
@@ -148,8 +153,9 @@ def run_reasoning(params: Params, encoder_name: str, prepared: str, loss_plot: s
     model = QaModel(lm, mapper, feats)
     train, test = _examples(train_items, tok), _examples(test_items, tok)
     opt = torch.optim.AdamW(mapper.parameters(), lr=cfg.lr)
-    rng = np.random.default_rng(params.seed)
+    rng = np.random.default_rng(seed)
     curve = []
+    progress = Progress(f"eval_reasoning@{encoder_name}", cfg.steps, "step")
     for step in range(1, cfg.steps + 1):
         pick = rng.choice(len(train), size=min(cfg.batch_size, len(train)), replace=False)
         loss = model.loss([train[i] for i in pick])
@@ -157,8 +163,8 @@ def run_reasoning(params: Params, encoder_name: str, prepared: str, loss_plot: s
         loss.backward()
         opt.step()
         curve.append(loss.item())
-        if step % 50 == 0 or step == cfg.steps:
-            log.info("%s step %d: loss %.4f", encoder_name, step, float(loss))
+        progress.update(loss=curve[-1])
+    progress.close()
     mapper.eval()
 
     eos = tok.eos_token_id
@@ -176,7 +182,7 @@ def run_reasoning(params: Params, encoder_name: str, prepared: str, loss_plot: s
     per_type = {t: {"accuracy": correct[t] / total[t], "questions": total[t]} for t in sorted(total)}
     # chance-free reference: always answering the most frequent training answer of the type
     majority = _majority_accuracy(train_items, test_items)
-    return {**header(params, encoder={"name": encoder_name, "model": model_path, "dim": dim_in},
+    return {**header(scale, encoder={"name": encoder_name, "model": model_path, "dim": dim_in},
                      lm=cfg.lm),
             "hyperparameters": {"steps": cfg.steps, "batch_size": cfg.batch_size, "lr": cfg.lr,
                                 "max_audio_sec": cfg.max_audio_sec},

@@ -14,8 +14,9 @@ from typing import Optional, Protocol
 import numpy as np
 import torch
 
+from ..base.audio import resample
+from ..base.device import default_device
 from ..config import EvalSwapConfig
-from ..data.audio import resample
 
 RATE = 16000
 
@@ -53,11 +54,10 @@ class NemoSpeaker:
     def __init__(self, model: str) -> None:
         from nemo.collections.asr.models import EncDecSpeakerLabelModel
 
-        from ..nemo_models import NemoModel
+        from ..models.nemo import NemoModel
 
         self.model = model
-        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self._loaded = NemoModel(model, EncDecSpeakerLabelModel, dev, "eval.swap.speaker_model")
+        self._loaded = NemoModel(model, EncDecSpeakerLabelModel, default_device(), "eval.swap.speaker_model")
         self.net = self._loaded.model
         cfg = self.net.cfg
         self.rate = int(cfg.get("sample_rate") or cfg.preprocessor.get("sample_rate", RATE))

@@ -11,10 +11,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import Params
-from ..data.shards import staged_output
+from ..base.errors import DataError
+from ..base.files import staged_output, write_text, write_wav
+from ..config import EvalSwapConfig, EvalWerConfig
 from .asr import make_recognizer
-from .common import EvalDataError, as_batch, header, iter_split, load_codec, write_wav
+from .common import as_batch, header, iter_split, load_codec
 from .metrics import cosine_scores, error_rates
 from .speaker import make_speaker_model
 
@@ -28,28 +29,28 @@ def pick_pairs(speakers: list[str], n: int, seed: int) -> list[tuple[int, int]]:
     candidates = [(a, b) for a in range(len(speakers)) for b in range(len(speakers))
                   if speakers[a] != speakers[b]]
     if not candidates:
-        raise EvalDataError("voice swap needs utterances by at least 2 speakers in the test split")
+        raise DataError("voice swap needs utterances by at least 2 speakers in the test split")
     chosen = rng.choice(len(candidates), size=min(n, len(candidates)), replace=False)
     return [candidates[i] for i in sorted(chosen)]
 
 
-def run_swap(params: Params, corpus: str, codec_path: str, wav_dir: str) -> dict[str, Any]:
-    cfg = params.eval.swap
+def run_swap(cfg: EvalSwapConfig, wer: EvalWerConfig, scale: str, seed: int, corpus: str,
+             codec_path: str, wav_dir: str) -> dict[str, Any]:
     loaded = load_codec(codec_path)
     codec = loaded.codec
     dev = next(codec.parameters()).device
     # metadata first; audio only for the utterances the pairs use
     meta = list(iter_split(corpus, "test", ["speaker"]))
-    pairs = pick_pairs([m["speaker"] for m in meta], cfg.pairs, params.seed)
+    pairs = pick_pairs([m["speaker"] for m in meta], cfg.pairs, seed)
     needed = sorted({i for p in pairs for i in p})
     rows = {}
     for i, row in enumerate(iter_split(corpus, "test", ["id", "speaker", "text", "audio", "sample_rate"])):
         if i in needed:
             rows[i] = row
     speaker = make_speaker_model(cfg)
-    asr = make_recognizer(params.eval.wer, corpus)
+    asr = make_recognizer(wer, corpus)
     swaps, sims_a, sims_b, sims_ab = [], [], [], []
-    rate = params.data.sample_rate
+    rate = codec.sample_rate
     try:
         with torch.no_grad():
             codes = {i: codec.encode(as_batch(rows[i]["audio"], dev)) for i in needed}
@@ -71,16 +72,16 @@ def run_swap(params: Params, corpus: str, codec_path: str, wav_dir: str) -> dict
             write_wav(Path(tmp) / f"pair{k:02d}_A.wav", rows[a]["audio"], rate)
             write_wav(Path(tmp) / f"pair{k:02d}_B.wav", rows[b]["audio"], rate)
             write_wav(Path(tmp) / f"pair{k:02d}_swap.wav", audio, rate)
-        (Path(tmp) / "pairs.tsv").write_text("pair\tA\tB\tA_text\tswap_asr\n" + "".join(
+        write_text(Path(tmp) / "pairs.tsv", "pair\tA\tB\tA_text\tswap_asr\n" + "".join(
             f"{k:02d}\t{rows[a]['id']}\t{rows[b]['id']}\t{rows[a]['text']}\t{hyps[k]}\n"
             for k, (a, b) in enumerate(pairs[: cfg.save_wavs])))
     rates = error_rates([rows[a]["text"] for a, _ in pairs], hyps)
     sims_a, sims_b = np.array(sims_a), np.array(sims_b)
     log.info("swap: WER vs A %.3f; similarity to A %.3f, to B %.3f", rates.wer, sims_a.mean(), sims_b.mean())
-    return {**header(params, codec=loaded.info(), asr={"backend": asr.name, "model": asr.model},
+    return {**header(scale, codec=loaded.info(), asr={"backend": asr.name, "model": asr.model},
                      speaker={"backend": speaker.name, "model": speaker.model}),
             "pairs": len(pairs), "content_levels": cfg.content_levels,
-            "content_bitrate_bps": loaded.bitrate_bps(cfg.content_levels),
+            "content_bitrate_bps": codec.bitrate_bps(cfg.content_levels),
             "wer_vs_a": rates.wer, "cer_vs_a": rates.cer,
             "similarity": {"to_a": float(sims_a.mean()), "to_b": float(sims_b.mean()),
                            "a_to_b_originals": float(np.mean(sims_ab)),

@@ -10,13 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator
 
+import lightning as L
 import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
-from ..data.shards import load_split
-from ..frames import samples_per_frame
+from ..base.errors import DataError
+from ..base.frames import samples_per_frame
+from ..base.shards import load_split
 
 
 @dataclass
@@ -52,7 +54,7 @@ class SegmentDataset(Dataset):
         self.segment_frames = segment_frames
         self.hop = samples_per_frame(sample_rate)
         if len(self.data) == 0:
-            raise ValueError(f"{directory}: no training rows")
+            raise DataError(f"{directory}: no training rows")
 
     def __len__(self) -> int:
         return len(self.data)
@@ -108,3 +110,25 @@ class StepSampler(Sampler):
         while True:
             yield self.batch(step)
             step += 1
+
+
+class SegmentData(L.LightningDataModule):
+    """The training batches. They start at the restored global step, so a resumed run
+    continues the sequence an uninterrupted run would have seen."""
+
+    def __init__(self, directory: str, segment_frames: int, sample_rate: int, batch_size: int,
+                 seed: int, num_workers: int):
+        super().__init__()
+        self.directory, self.segment_frames, self.sample_rate = directory, segment_frames, sample_rate
+        self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers
+
+    def train_dataloader(self):
+        dataset = SegmentDataset(self.directory, self.segment_frames, self.sample_rate)
+        sampler = StepSampler(len(dataset), self.batch_size, self.seed,
+                              rank=self.trainer.global_rank, start_step=self.trainer.global_step)
+        workers = self.num_workers
+        return torch.utils.data.DataLoader(
+            dataset, batch_sampler=sampler, collate_fn=collate, num_workers=workers,
+            # fork after torch's thread pools have started can deadlock; spawn is safe
+            multiprocessing_context="spawn" if workers else None,
+            persistent_workers=workers > 0)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..base.progress import Progress
 from ..codec.heads import DistillHeads
 from ..codec.model import BridgeCodec
 from ..config import CodebooksConfig, TrainConfig
@@ -146,3 +147,32 @@ class BridgeModule(L.LightningModule):
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["semantic_bridge"] = self.config
+
+
+class StepProgress(L.Callback):
+    """Progress of training a person can follow (``base.progress``): steps done of
+    ``train.steps``, steps/s, ETA and the current losses; a bar on a terminal, a log line every
+    ``every`` steps elsewhere (rank 0 only)."""
+
+    def __init__(self, every: int) -> None:
+        self.every = every
+        self.progress: Progress | None = None
+
+    def on_train_start(self, trainer: L.Trainer, module: "BridgeModule") -> None:
+        if trainer.is_global_zero:
+            self.progress = Progress("train", trainer.max_steps, "step", every_s=0.0,
+                                     initial=trainer.global_step)
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: "BridgeModule", *args: Any) -> None:
+        if self.progress is None:
+            return
+        step = trainer.global_step
+        show = step % self.every == 0 or step == trainer.max_steps
+        losses = module.last_losses
+        status = {k: losses[k] for k in ("loss/total", "mel/loss", "distill/llm") if k in losses}
+        if show or self.progress.interactive:
+            self.progress.update(step - self.progress.n, **status)
+
+    def on_train_end(self, trainer: L.Trainer, module: "BridgeModule") -> None:
+        if self.progress is not None:
+            self.progress.close()

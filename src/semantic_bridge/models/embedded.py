@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from semantic_bridge.data.sentences import generate_sentences
+from semantic_bridge.corpus.sentences import generate_sentences
 
 WAVLM_LAYERS = 24  # as WavLM-Large
 QWEN_LAYERS = 28  # as Qwen2.5-1.5B
@@ -136,7 +136,7 @@ def build_tiny_htsat(out: str | Path, seed: int) -> Path:
     msclap, 33 M parameters) with random weights, saved as a checkpoint in msclap's own format
     (``{"model": {"audio_encoder.*": ...}}``, as ``CLAP_weights_2023.pth``), so the stage loads
     it through the same code as the released weights."""
-    from semantic_bridge.evaluate.encoders import build_htsat
+    from semantic_bridge.models.htsat import build_htsat
 
     _seeded(seed)
     encoder = build_htsat()

@@ -21,43 +21,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-import datasets
 import numpy as np
 
-from semantic_bridge.config import Params
-from semantic_bridge.data import audio as A
-from semantic_bridge.data.evalsets import (
+from semantic_bridge.base import audio as A
+from semantic_bridge.base import schemas
+from semantic_bridge.base.errors import DataError, Skip
+from semantic_bridge.base.evalsets import (
     QaItem, make_trials, read_reasonaqa, read_trials, resolve_audio, write_reasonaqa, write_trials,
 )
-from semantic_bridge.data.qa import SpeechClip, plan_questions, render_clips
-from semantic_bridge.data.shards import ShardedWriter, load_split, staged_output, write_split_index
-from semantic_bridge.data.sources import SPLITS, Skipped, SourceError, SyntheticSource, assign_speaker_splits, make_source
+from semantic_bridge.base.files import staged_output
+from semantic_bridge.base.progress import track
+from semantic_bridge.base.shards import ShardedWriter, load_split, write_split_index
+from semantic_bridge.config import DataConfig
+from semantic_bridge.corpus.qa import SpeechClip, plan_questions, render_clips
+from semantic_bridge.corpus.sources import SPLITS, SyntheticSource, assign_speaker_splits, make_source
 
 log = logging.getLogger(__name__)
 
 UNASSIGNED = "unassigned"  # skipped rows whose speaker is unknown belong to no split
 MISSING = "missing"
-
-WORD = datasets.Features({"word": datasets.Value("string"), "start": datasets.Value("float32"),
-                          "end": datasets.Value("float32")})
-CORPUS_FEATURES = datasets.Features({
-    "id": datasets.Value("string"),
-    "speaker": datasets.Value("string"),
-    "text": datasets.Value("string"),
-    "split": datasets.Value("string"),
-    "audio": datasets.List(datasets.Value("float32")),
-    "sample_rate": datasets.Value("int32"),
-    "seconds": datasets.Value("float32"),
-    "words": datasets.List(WORD),
-    "voice": datasets.Value("string"),
-    "source": datasets.Value("string"),
-})
-TRIAL_AUDIO_FEATURES = datasets.Features({
-    "path": datasets.Value("string"), "audio": datasets.List(datasets.Value("float32")),
-})
-QA_AUDIO_FEATURES = datasets.Features({
-    "filepath": datasets.Value("string"), "audio": datasets.List(datasets.Value("float32")),
-})
 
 
 @dataclass
@@ -85,11 +67,11 @@ class PrepareResult:
     trials: dict
     qa: dict
 
-    def metrics(self, params: Params) -> dict:
+    def metrics(self, scale: str, data: DataConfig) -> dict:
         return {
-            "scale": params.scale,
-            "source": params.data.source,
-            "sample_rate": params.data.sample_rate,
+            "scale": scale,
+            "source": data.source,
+            "sample_rate": data.sample_rate,
             "splits": {s: self.stats[s].to_json() for s in SPLITS},
             "skipped_unassigned": dict(sorted(self.stats[UNASSIGNED].skipped.items())),
             "trials": self.trials,
@@ -97,28 +79,27 @@ class PrepareResult:
         }
 
 
-def _standardizer(params: Params) -> Callable[[np.ndarray, int], A.Standardized]:
-    """``audio.standardize`` bound to the ``data`` params; raises ``AudioError`` for skips."""
-    d = params.data
+def _standardizer(d: DataConfig) -> Callable[[np.ndarray, int], A.Standardized]:
+    """``audio.standardize`` bound to the ``data`` params; raises ``Skip`` for skips."""
     return functools.partial(A.standardize, target_rate=d.sample_rate, min_seconds=d.min_seconds,
                              max_seconds=d.max_seconds, silence_dbfs=d.silence_dbfs)
 
 
-def _write_corpus(params: Params, out: Path) -> tuple[dict[str, SplitStats], dict[str, list[SpeechClip]]]:
-    d = params.data
-    source = make_source(d, params.seed)
-    split_of = assign_speaker_splits(source.speaker_names(), d.splits, params.seed)
+def _write_corpus(d: DataConfig, seed: int, out: Path
+                  ) -> tuple[dict[str, SplitStats], dict[str, list[SpeechClip]]]:
+    source = make_source(d, seed)
+    split_of = assign_speaker_splits(source.speaker_names(), d.splits, seed)
     gender_of = {s.name: s.gender for s in source.speakers} if isinstance(source, SyntheticSource) else {}
     stats = {s: SplitStats() for s in (*SPLITS, UNASSIGNED)}
     clips: dict[str, list[SpeechClip]] = defaultdict(list)
-    standardize = _standardizer(params)
+    standardize = _standardizer(d)
     seen: set[str] = set()
     with ExitStack() as stack:  # a failure removes every split's partial shards
-        writers = {s: stack.enter_context(ShardedWriter(out / "corpus" / s, CORPUS_FEATURES, d.max_shard_size))
+        writers = {s: stack.enter_context(ShardedWriter(out / "corpus" / s, schemas.CORPUS, d.max_shard_size))
                    for s in SPLITS}
-        for row in source.rows():
+        for row in track(source.rows(), f"prepare {d.source}", len(source), "utt"):
             split = split_of.get(row.speaker or "", UNASSIGNED)
-            if isinstance(row, Skipped):
+            if isinstance(row, Skip):
                 stats[split].skipped[row.reason] += 1
                 log.warning("skip %s (%s) %s", row.id, row.reason, row.detail)
                 continue
@@ -130,7 +111,7 @@ def _write_corpus(params: Params, out: Path) -> tuple[dict[str, SplitStats], dic
             try:
                 wav, rate = row.load()
                 std = standardize(wav, rate)
-            except A.AudioError as err:
+            except Skip as err:
                 stats[split].skipped[err.reason] += 1
                 log.warning("skip %s (%s)", row.id, err)
                 continue
@@ -150,7 +131,7 @@ def _write_corpus(params: Params, out: Path) -> tuple[dict[str, SplitStats], dic
     write_split_index(out / "corpus", SPLITS)
     for s in SPLITS:
         if stats[s].utterances == 0:
-            raise SourceError(f"split {s!r} is empty after prepare: check the source and data.splits")
+            raise DataError(f"split {s!r} is empty after prepare: check the source and data.splits")
     return stats, clips
 
 
@@ -182,19 +163,19 @@ def _load_files(
             continue
         try:
             yield {key: rel, "audio": standardize(*A.read_audio(found)).audio}
-        except A.AudioError as err:
+        except Skip as err:
             skipped[err.reason] += 1
             log.warning("skip %s (%s)", rel, err)
 
 
-def _write_trials(params: Params, out: Path, clips: dict[str, list[SpeechClip]]) -> dict:
-    t = params.data.trials
-    standardize = _standardizer(params)
+def _write_trials(d: DataConfig, seed: int, out: Path, clips: dict[str, list[SpeechClip]]) -> dict:
+    t = d.trials
+    standardize = _standardizer(d)
     skipped: Counter = Counter()
     if t.voxceleb1_list:
         trials = read_trials(t.voxceleb1_list)
         paths = sorted({p for tr in trials for p in (tr.path1, tr.path2)})
-        with ShardedWriter(out / "trial_audio", TRIAL_AUDIO_FEATURES, params.data.max_shard_size) as w:
+        with ShardedWriter(out / "trial_audio", schemas.TRIAL_AUDIO, d.max_shard_size) as w:
             kept = set()
             for row in _load_files(paths, t.voxceleb1_audio or "", standardize, "path", skipped):
                 w.write(row)
@@ -203,16 +184,16 @@ def _write_trials(params: Params, out: Path, clips: dict[str, list[SpeechClip]])
         trials = [tr for tr in trials if tr.path1 in kept and tr.path2 in kept]
         origin = str(t.voxceleb1_list)
     else:
-        trials = make_trials([(c.id, c.speaker) for c in clips["test"]], t.per_class, params.seed)
+        trials = make_trials([(c.id, c.speaker) for c in clips["test"]], t.per_class, seed)
         get = _AudioById(out / "corpus" / "test")
         needed = sorted({p for tr in trials for p in (tr.path1, tr.path2)})
-        with ShardedWriter(out / "trial_audio", TRIAL_AUDIO_FEATURES, params.data.max_shard_size) as w:
+        with ShardedWriter(out / "trial_audio", schemas.TRIAL_AUDIO, d.max_shard_size) as w:
             for path in needed:
                 w.write({"path": path, "audio": get(path.removesuffix(".wav"))})
         dropped = 0
         origin = "embedded:test"
     if not trials:
-        raise SourceError(f"trial list {origin}: no trial left with readable audio")
+        raise DataError(f"trial list {origin}: no trial left with readable audio")
     write_trials(out / "trials.txt", trials)
     return {
         "list": origin,
@@ -223,17 +204,17 @@ def _write_trials(params: Params, out: Path, clips: dict[str, list[SpeechClip]])
     }
 
 
-def _write_qa(params: Params, out: Path, clips: dict[str, list[SpeechClip]]) -> dict:
-    q = params.data.qa
+def _write_qa(d: DataConfig, seed: int, out: Path, clips: dict[str, list[SpeechClip]]) -> dict:
+    q = d.qa
     (out / "qa").mkdir(parents=True, exist_ok=True)
     skipped: Counter = Counter()
     items: dict[str, list[QaItem]] = {}
-    with ShardedWriter(out / "qa_audio", QA_AUDIO_FEATURES, params.data.max_shard_size) as w:
+    with ShardedWriter(out / "qa_audio", schemas.QA_AUDIO, d.max_shard_size) as w:
         if q.reasonaqa_train:
             loaded = {"train": read_reasonaqa(q.reasonaqa_train), "test": read_reasonaqa(q.reasonaqa_test or "")}
             paths = sorted({p for its in loaded.values() for it in its for p in (it.filepath1, it.filepath2) if p})
             kept = set()
-            for row in _load_files(paths, q.reasonaqa_audio or "", _standardizer(params), "filepath", skipped):
+            for row in _load_files(paths, q.reasonaqa_audio or "", _standardizer(d), "filepath", skipped):
                 w.write(row)
                 kept.add(row["filepath"])
             for split, its in loaded.items():
@@ -243,8 +224,8 @@ def _write_qa(params: Params, out: Path, clips: dict[str, list[SpeechClip]]) -> 
         else:
             counts = {"train": q.train_questions, "test": q.test_questions}
             for i, (split, n) in enumerate(counts.items()):
-                items[split], specs = plan_questions(clips[split], n, params.seed + 1000 + i, split)
-                w.write_all(render_clips(specs, _AudioById(out / "corpus" / split), params.data.sample_rate))
+                items[split], specs = plan_questions(clips[split], n, seed + 1000 + i, split)
+                w.write_all(render_clips(specs, _AudioById(out / "corpus" / split), d.sample_rate))
             origin = "embedded"
     for split, its in items.items():
         write_reasonaqa(out / "qa" / f"{split}.json", its)
@@ -256,10 +237,10 @@ def _write_qa(params: Params, out: Path, clips: dict[str, list[SpeechClip]]) -> 
     }
 
 
-def run_prepare(params: Params, out: str | Path) -> PrepareResult:
+def run_prepare(data: DataConfig, seed: int, out: str | Path) -> PrepareResult:
     """Build everything under ``out`` (replaced atomically on success)."""
     with staged_output(out) as tmp:
-        stats, clips = _write_corpus(params, tmp)
-        trials = _write_trials(params, tmp, clips)
-        qa = _write_qa(params, tmp, clips)
+        stats, clips = _write_corpus(data, seed, tmp)
+        trials = _write_trials(data, seed, tmp, clips)
+        qa = _write_qa(data, seed, tmp, clips)
     return PrepareResult(stats, clips, trials, qa)

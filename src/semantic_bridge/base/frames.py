@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import UserError
+
 FRAME_RATE = 12.5  # Hz
 FRAME_SECONDS = 1.0 / FRAME_RATE  # 0.08 s
 
 
-class FrameError(ValueError):
+class FrameError(UserError, ValueError):
     """A per-frame array whose length breaks the contract."""
 
 

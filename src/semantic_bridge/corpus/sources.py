@@ -1,5 +1,5 @@
 """Corpus sources for ``prepare``: the embedded synthetic corpus, a Hugging Face dataset,
-or a manifest of files. Each yields ``Utterance`` rows (audio read lazily) or ``Skipped``
+or a manifest of files. Each yields ``Utterance`` rows (audio read lazily) or ``Skip``
 rows with a reason; ``prepare`` standardises, splits and writes them.
 """
 
@@ -16,16 +16,13 @@ from typing import Callable, Iterator, Optional, Union
 import numpy as np
 
 from semantic_bridge.config import DataConfig, SplitConfig
-from semantic_bridge.data.audio import NO_SPEAKER, NO_TEXT, UNREADABLE, AudioError, read_audio
-from semantic_bridge.data.espeak import EspeakError, SynthJob, Word, synthesize_many, variant_gender
-from semantic_bridge.data.sentences import generate_sentences
+from semantic_bridge.base.audio import NO_SPEAKER, NO_TEXT, UNREADABLE, read_audio
+from semantic_bridge.base.errors import DataError, Skip
+from semantic_bridge.corpus.espeak import EspeakError, SynthJob, Word, synthesize_many, variant_gender
+from semantic_bridge.corpus.sentences import generate_sentences
 
 SPLITS = ("train", "valid", "test", "dev")
 BAD_ROW = "bad_row"
-
-
-class SourceError(ValueError):
-    """A source that cannot be used at all (missing file, missing column): one clear line."""
 
 
 @dataclass
@@ -38,15 +35,7 @@ class Utterance:
     voice: str = ""  # synthesiser voice (embedded corpus), else ""
 
 
-@dataclass
-class Skipped:
-    id: str
-    speaker: Optional[str]
-    reason: str
-    detail: str = ""
-
-
-Row = Union[Utterance, Skipped]
+Row = Union[Utterance, Skip]  # a usable row, or a counted skip (with its id and speaker)
 
 
 def assign_speaker_splits(speakers: list[str], cfg: SplitConfig, seed: int) -> dict[str, str]:
@@ -55,7 +44,7 @@ def assign_speaker_splits(speakers: list[str], cfg: SplitConfig, seed: int) -> d
     ordered = sorted(set(speakers))
     held = cfg.test_speakers + cfg.valid_speakers + cfg.dev_speakers
     if len(ordered) <= held:
-        raise SourceError(
+        raise DataError(
             f"data.splits: {len(ordered)} speakers cannot give {held} held-out speakers and a train split"
         )
     perm = np.random.default_rng(seed).permutation(len(ordered))
@@ -112,6 +101,9 @@ class SyntheticSource:
     def speaker_names(self) -> list[str]:
         return [spk.name for spk in self.speakers]
 
+    def __len__(self) -> int:
+        return len(self.speakers) * self.per_speaker
+
     def rows(self) -> Iterator[Row]:
         meta = [(spk, j, self.sentences[si * self.per_speaker + j])
                 for si, spk in enumerate(self.speakers) for j in range(self.per_speaker)]
@@ -127,7 +119,7 @@ class SyntheticSource:
                     voice=spk.description,
                 )
         except EspeakError as err:
-            raise SourceError(f"data.synthetic.voices: {err}") from None
+            raise DataError(f"data.synthetic.voices: {err}") from None
 
 
 # --------------------------------------------------------------------------- hf
@@ -149,15 +141,15 @@ class HfSource:
             else:  # a dataset name, or a local folder of data files (parquet, csv, ...)
                 ds = datasets.load_dataset(h.path, h.name, split=h.split)
         except Exception as err:
-            raise SourceError(f"data.hf.path: cannot load {h.path!r}: {str(err).splitlines()[0]}") from None
+            raise DataError(f"data.hf.path: cannot load {h.path!r}: {str(err).splitlines()[0]}") from None
         if isinstance(ds, datasets.DatasetDict):
             if h.split not in ds:
-                raise SourceError(f"data.hf.split: {h.split!r} not in {sorted(ds)}")
+                raise DataError(f"data.hf.split: {h.split!r} not in {sorted(ds)}")
             ds = ds[h.split]
         needed = [h.audio_column, h.text_column, h.speaker_column] + ([h.id_column] if h.id_column else [])
         missing = [c for c in needed if c not in ds.column_names]
         if missing:
-            raise SourceError(f"data.hf: columns {missing} not in dataset columns {ds.column_names}")
+            raise DataError(f"data.hf: columns {missing} not in dataset columns {ds.column_names}")
         feature = ds.features[h.audio_column]
         if isinstance(feature, datasets.Audio):
             # decode ourselves (libsndfile): no dependency on the datasets audio backend
@@ -167,6 +159,9 @@ class HfSource:
     def speaker_names(self) -> list[str]:
         return [str(s) for s in self.ds.unique(self.cfg.speaker_column) if s is not None and str(s) != ""]
 
+    def __len__(self) -> int:
+        return len(self.ds)
+
     def rows(self) -> Iterator[Row]:
         h = self.cfg
         for i, row in enumerate(self.ds):
@@ -174,10 +169,10 @@ class HfSource:
             speaker = row[h.speaker_column]
             text = row[h.text_column]
             if speaker is None or str(speaker) == "":
-                yield Skipped(uid, None, NO_SPEAKER)
+                yield Skip(NO_SPEAKER, id=uid)
                 continue
             if not isinstance(text, str) or not text.strip():
-                yield Skipped(uid, str(speaker), NO_TEXT)
+                yield Skip(NO_TEXT, id=uid, speaker=str(speaker))
                 continue
             yield Utterance(uid, str(speaker), text.strip(), load=lambda a=row[h.audio_column]: _hf_audio(a))
 
@@ -190,7 +185,7 @@ def _hf_audio(value) -> tuple[np.ndarray, int]:
         return read_audio(value["bytes"])
     if isinstance(value, dict) and value.get("path"):
         return read_audio(value["path"])
-    raise AudioError(UNREADABLE, "audio cell has neither bytes, path nor array")
+    raise Skip(UNREADABLE, "audio cell has neither bytes, path nor array")
 
 
 # --------------------------------------------------------------------------- manifest
@@ -203,7 +198,7 @@ class ManifestSource:
     def __init__(self, cfg: DataConfig) -> None:
         self.path = Path(cfg.manifest.path or "")
         if not self.path.is_file():
-            raise SourceError(f"data.manifest.path: file not found: {self.path}")
+            raise DataError(f"data.manifest.path: file not found: {self.path}")
         self.entries: list[tuple[int, Optional[dict]]] = list(self._read())
 
     def _read(self) -> Iterator[tuple[int, Optional[dict]]]:
@@ -213,7 +208,7 @@ class ManifestSource:
                 reader = csv.DictReader(f)
                 missing = [c for c in self.REQUIRED if c not in (reader.fieldnames or [])]
                 if missing:
-                    raise SourceError(f"{self.path}: CSV header lacks columns {missing}")
+                    raise DataError(f"{self.path}: CSV header lacks columns {missing}")
                 for line, row in enumerate(reader, start=2):
                     yield line, row
             elif suffix in (".jsonl", ".json"):
@@ -226,24 +221,27 @@ class ManifestSource:
                         obj = None
                     yield line, obj if isinstance(obj, dict) else None
             else:
-                raise SourceError(f"data.manifest.path: {self.path} must end in .jsonl or .csv")
+                raise DataError(f"data.manifest.path: {self.path} must end in .jsonl or .csv")
 
     def speaker_names(self) -> list[str]:
         return [str(r["speaker"]) for _, r in self.entries if r and r.get("speaker")]
+
+    def __len__(self) -> int:
+        return len(self.entries)
 
     def rows(self) -> Iterator[Row]:
         root = self.path.parent
         for line, row in self.entries:
             uid = str((row or {}).get("id") or f"{self.path.stem}-{line:06d}")
             if row is None or not row.get("audio"):
-                yield Skipped(uid, (row or {}).get("speaker"), BAD_ROW, f"{self.path}:{line}")
+                yield Skip(BAD_ROW, f"{self.path}:{line}", id=uid, speaker=(row or {}).get("speaker"))
                 continue
             if not row.get("speaker"):
-                yield Skipped(uid, None, NO_SPEAKER, f"{self.path}:{line}")
+                yield Skip(NO_SPEAKER, f"{self.path}:{line}", id=uid)
                 continue
             text = row.get("text")
             if not isinstance(text, str) or not text.strip():
-                yield Skipped(uid, str(row["speaker"]), NO_TEXT, f"{self.path}:{line}")
+                yield Skip(NO_TEXT, f"{self.path}:{line}", id=uid, speaker=str(row["speaker"]))
                 continue
             audio_path = Path(row["audio"])
             audio_path = audio_path if audio_path.is_absolute() else root / audio_path

@@ -21,7 +21,6 @@ side by side.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -36,25 +35,22 @@ import datasets
 import torch
 from datasets.utils.py_utils import convert_file_size_to_int
 
-from semantic_bridge.data import shards
+from semantic_bridge.base import shards
+from semantic_bridge.base.device import default_device
+from semantic_bridge.base.errors import MissingFile, Skip
+from semantic_bridge.base.files import write_json
+from semantic_bridge.base.progress import Progress
+from semantic_bridge.base.workdir import job_key, open_work_dir
 
 log = logging.getLogger(__name__)
 
 WINDOW = 256  # rows read ahead and length-sorted for batching
 
 
-@dataclass(frozen=True)
-class Skip:
-    """An input row the extractor could not use, with a stable reason for the metrics."""
-
-    id: str
-    reason: str
-    detail: str = ""
-
-
 class Extractor(Protocol):
     """What a teacher stage plugs into ``run_extraction``."""
 
+    name: str  # the stage, for progress lines
     features: datasets.Features  # of the output rows
     input_columns: list[str]
     size_column: str  # a cheap input column that ``row_bytes`` turns into output bytes
@@ -67,7 +63,7 @@ class Extractor(Protocol):
         """Approximate output bytes of a row whose ``size_column`` is ``size``."""
 
     def process(self, rows: list[dict[str, Any]]) -> Iterator[Union[dict[str, Any], Skip]]:
-        """One output row or ``Skip`` per input row, in input order."""
+        """One output row or ``Skip`` (with the row's ``id``) per input row, in input order."""
 
 
 @dataclass(frozen=True)
@@ -102,7 +98,7 @@ class Dist:
 
     @property
     def device(self) -> torch.device:
-        return torch.device(f"cuda:{self.local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+        return default_device(self.local_rank)
 
     def init(self) -> None:
         if self.world_size > 1 and not torch.distributed.is_initialized():
@@ -150,7 +146,7 @@ def _unit_paths(work: Path, unit: Unit) -> tuple[Path, Path]:
     return base.with_suffix(".arrow"), base.with_suffix(".json")
 
 
-def _run_unit(extractor: Extractor, input_dir: Path, unit: Unit, work: Path) -> None:
+def _run_unit(extractor: Extractor, input_dir: Path, unit: Unit, work: Path, progress: Progress) -> None:
     arrow, stats_path = _unit_paths(work, unit)
     counts: Counter[str] = Counter()
     n_rows = 0
@@ -162,41 +158,21 @@ def _run_unit(extractor: Extractor, input_dir: Path, unit: Unit, work: Path) -> 
             for out in extractor.process(window):
                 if isinstance(out, Skip):
                     counts[out.reason] += 1
-                    log.warning("skip %s: %s %s", out.id, out.reason, out.detail)
+                    log.warning("skip %s: %s", out.id, out)
                 else:
                     n_rows += 1
                     yield out
+            progress.update(len(window))
 
     arrow.parent.mkdir(parents=True, exist_ok=True)
     shards.write_shard(arrow, extractor.features, outputs())  # atomic: .tmp, then rename
     # a unit is finished once its stats exist too; a kill between the two redoes it
-    tmp_stats = stats_path.with_name(stats_path.name + ".tmp")
-    tmp_stats.write_text(json.dumps({"rows": n_rows, "skipped": dict(counts)}))
-    os.replace(tmp_stats, stats_path)
+    write_json(stats_path, {"rows": n_rows, "skipped": dict(counts)})
 
 
 def _unit_done(work: Path, unit: Unit) -> bool:
     arrow, stats = _unit_paths(work, unit)
     return arrow.is_file() and stats.is_file()
-
-
-def _job_key(extractor: Extractor, input_root: Path, splits: list[str], max_bytes: int) -> str:
-    inputs = {s: json.loads((input_root / s / "state.json").read_text())["_fingerprint"] for s in splits}
-    blob = json.dumps({"extractor": extractor.identity(), "inputs": inputs, "max_bytes": max_bytes,
-                       "features": extractor.features.to_dict()}, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def _prepare_work_dir(work: Path, key: str) -> None:
-    """Keep finished units only if they were made by this very job; drop unfinished files."""
-    job = work / "job.json"
-    if work.exists() and (not job.is_file() or json.loads(job.read_text()).get("key") != key):
-        log.info("discarding %s: made for other inputs or settings", work)
-        shutil.rmtree(work)
-    work.mkdir(parents=True, exist_ok=True)
-    job.write_text(json.dumps({"key": key}))
-    for stale in work.rglob("*.tmp"):  # left by a killed run: never part of an output
-        stale.unlink()
 
 
 def run_extraction(
@@ -217,22 +193,25 @@ def run_extraction(
     max_bytes = convert_file_size_to_int(max_shard_size)
     for split in splits:
         if not (input_root / split / "state.json").is_file():
-            raise FileNotFoundError(f"{input_root / split}: input split not found")
-    key = _job_key(extractor, input_root, splits, max_bytes)
+            raise MissingFile(f"{input_root / split}: input split not found")
+    settings = {"extractor": extractor.identity(), "max_bytes": max_bytes,
+                "features": extractor.features.to_dict()}
+    key = job_key(settings, {"input": input_root}, splits)
     if dist.rank == 0:
-        _prepare_work_dir(work, key)
+        open_work_dir(work, key)
     dist.barrier()
 
     plan = [u for split in splits for u in plan_units(input_root / split, split, extractor, max_bytes)]
     mine = plan[dist.rank :: dist.world_size]
-    resumed = 0
-    for unit in mine:
-        if _unit_done(work, unit):
-            resumed += 1
-            continue
+    todo = [u for u in mine if not _unit_done(work, u)]
+    resumed = len(mine) - len(todo)
+    progress = Progress(f"{extractor.name} rank {dist.rank}",
+                        sum(u.stop - u.start for u in todo), "utt")
+    for unit in todo:
         log.info("rank %d: %s unit %d/%d (rows %d..%d)", dist.rank, unit.split, unit.index + 1,
                  sum(u.split == unit.split for u in plan), unit.start, unit.stop)
-        _run_unit(extractor, input_root / unit.split, unit, work)
+        _run_unit(extractor, input_root / unit.split, unit, work, progress)
+    progress.close()
     if resumed:
         log.info("rank %d: resumed, %d finished units kept", dist.rank, resumed)
     resumed_all = torch.tensor([resumed], device=dist.device)  # NCCL reduces GPU tensors only

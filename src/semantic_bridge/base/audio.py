@@ -10,10 +10,11 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import soundfile as sf
+
+from .errors import Skip
 
 # skip reasons (stable names: they appear in metrics files)
 UNREADABLE = "unreadable"
@@ -29,14 +30,6 @@ DUPLICATE_ID = "duplicate_id"
 # fixes (counted, not skipped)
 DOWNMIXED = "downmixed"
 RESAMPLED = "resampled"
-
-
-class AudioError(Exception):
-    """Audio that cannot be used; ``reason`` is one of the skip reasons above."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
 
 
 @dataclass
@@ -55,14 +48,14 @@ class Standardized:
 def read_audio(source: str | Path | bytes) -> tuple[np.ndarray, int]:
     """Read a file (or its bytes) as ``float32 [channels, N]`` and its rate.
 
-    Raises ``AudioError(UNREADABLE)`` for anything libsndfile cannot decode.
+    Raises ``Skip(UNREADABLE)`` for anything libsndfile cannot decode.
     """
     try:
         handle = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
         data, rate = sf.read(handle, dtype="float32", always_2d=True)
     except Exception as err:  # soundfile raises LibsndfileError, RuntimeError, OSError...
         name = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
-        raise AudioError(UNREADABLE, f"{name}: {err}") from None
+        raise Skip(UNREADABLE, f"{name}: {err}") from None
     return np.ascontiguousarray(data.T), int(rate)
 
 
@@ -77,6 +70,12 @@ def resample(audio: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
     return out.numpy()
 
 
+def to_pcm16k(audio: np.ndarray, sample_rate: int) -> bytes:
+    """16 kHz 16-bit little-endian PCM (pocketsphinx's input)."""
+    wave = resample(audio, sample_rate, 16000)
+    return (np.clip(wave, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+
+
 def standardize(
     audio: np.ndarray,
     sample_rate: int,
@@ -87,38 +86,34 @@ def standardize(
 ) -> Standardized:
     """Check and convert ``audio`` (``[N]`` or ``[channels, N]``) to mono ``target_rate``.
 
-    Raises ``AudioError`` with the skip reason for empty, non-finite, too short/long or
+    Raises ``Skip`` with the skip reason for empty, non-finite, too short/long or
     silent audio. Multi-channel audio is averaged to mono; other rates are resampled.
     """
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim == 1:
         audio = audio[None]
     if audio.ndim != 2:
-        raise AudioError(UNREADABLE, f"expected [N] or [channels, N] audio, got shape {audio.shape}")
+        raise Skip(UNREADABLE, f"expected [N] or [channels, N] audio, got shape {audio.shape}")
     if audio.shape[0] > audio.shape[1] and audio.shape[1] <= 8:
         audio = audio.T  # [N, channels] as soundfile and some datasets return it
     fixes: list[str] = []
     if audio.size == 0 or sample_rate <= 0:
-        raise AudioError(EMPTY, f"{audio.shape[-1]} samples at {sample_rate} Hz")
+        raise Skip(EMPTY, f"{audio.shape[-1]} samples at {sample_rate} Hz")
     if not np.isfinite(audio).all():
-        raise AudioError(NOT_FINITE, "NaN or infinite samples")
+        raise Skip(NOT_FINITE, "NaN or infinite samples")
     if audio.shape[0] > 1:
         audio = audio.mean(axis=0, keepdims=True)
         fixes.append(DOWNMIXED)
     mono = audio[0]
     seconds = len(mono) / sample_rate
     if seconds < min_seconds:
-        raise AudioError(TOO_SHORT, f"{seconds:.3f} s < {min_seconds} s")
+        raise Skip(TOO_SHORT, f"{seconds:.3f} s < {min_seconds} s")
     if seconds > max_seconds:
-        raise AudioError(TOO_LONG, f"{seconds:.1f} s > {max_seconds} s")
+        raise Skip(TOO_LONG, f"{seconds:.1f} s > {max_seconds} s")
     peak = float(np.abs(mono).max())
     if peak <= 10 ** (silence_dbfs / 20):
-        raise AudioError(SILENT, f"peak {20 * np.log10(max(peak, 1e-12)):.1f} dBFS")
+        raise Skip(SILENT, f"peak {20 * np.log10(max(peak, 1e-12)):.1f} dBFS")
     if sample_rate != target_rate:
         mono = resample(mono, sample_rate, target_rate)
         fixes.append(RESAMPLED)
     return Standardized(np.ascontiguousarray(mono, dtype=np.float32), target_rate, fixes)
-
-
-def rms_dbfs(audio: np.ndarray, floor: Optional[float] = 1e-10) -> float:
-    return float(10 * np.log10(max(float(np.mean(np.square(audio, dtype=np.float64))), floor)))

@@ -14,7 +14,7 @@ from typing import Callable, Iterator, Optional
 
 import numpy as np
 
-from semantic_bridge.data.evalsets import QaItem
+from semantic_bridge.base.evalsets import QaItem
 
 SOUND_KINDS = ("tone", "sweep", "noise", "clicks")
 QUESTION_TYPES = (

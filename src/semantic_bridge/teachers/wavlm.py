@@ -16,27 +16,21 @@ cannot change results for models with a layer-norm CNN (WavLM-Large, HuBERT-Larg
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from typing import Any, Iterator, Union
 
-import datasets
 import numpy as np
 import torch
 
 from semantic_bridge.config import WavlmConfig
-from semantic_bridge.data.audio import resample
-from semantic_bridge.data.extract import Skip, autocast
-from semantic_bridge.data.layers import check_dim, check_model_path, load_for_layer, select_layer
-from semantic_bridge.frames import FRAME_RATE, FrameError, check_frames, n_frames
+from semantic_bridge.base.audio import resample
+from semantic_bridge.base import schemas
+from semantic_bridge.base.errors import ConfigError, Skip
+from semantic_bridge.teachers.extract import autocast
+from semantic_bridge.teachers.layers import Teacher, select_layer
+from semantic_bridge.base.frames import FRAME_RATE, FrameError, check_frames, n_frames
 
 log = logging.getLogger(__name__)
-
-# oneDNN (CPU) caches a compiled primitive per input shape, up to 1024 of them; every new
-# batch length is a new shape, so on CPU memory grew with the corpus (measured: +430 MB
-# from 375 to 1500 utterances, +46 MB with the cache off). A small cache keeps it flat.
-# Read when oneDNN first runs; set it yourself to override.
-os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "32")
 
 SAMPLE_RATE = 16000
 HOP = 320  # 20 ms at 16 kHz
@@ -56,32 +50,25 @@ def pool(hidden: np.ndarray | torch.Tensor, frames: int) -> torch.Tensor:
     return hidden.reshape(frames, PER_FRAME, -1).mean(dim=1)
 
 
-class WavlmExtractor:
+class WavlmExtractor(Teacher):
+    name, section = "wavlm", "teachers.wavlm"
     input_columns = ["id", "audio", "sample_rate"]
     size_column = "seconds"
 
     def __init__(self, cfg: WavlmConfig, device: torch.device) -> None:
-        from transformers import AutoFeatureExtractor
-
-        check_model_path(cfg.model, "teachers.wavlm.model")
-        self.cfg = cfg
-        self.device = device
-        self.feature_extractor = AutoFeatureExtractor.from_pretrained(cfg.model)
-        if self.feature_extractor.sampling_rate != SAMPLE_RATE:
-            raise ValueError(f"{cfg.model}: expects {self.feature_extractor.sampling_rate} Hz, not 16 kHz")
-        self.model = load_for_layer(cfg.model, cfg.layer, "teachers.wavlm.layer").to(device)
-        check_dim(self.model, cfg.dim, "teachers.wavlm.dim", cfg.model)
+        super().__init__(cfg, device)
         self.padding_safe = getattr(self.model.config, "feat_extract_norm", "layer") == "layer"
         if not self.padding_safe:
             log.warning("%s has a group-norm CNN: padding would change its output, batching off", cfg.model)
-        self.features = datasets.Features({
-            "id": datasets.Value("string"),
-            "n_frames": datasets.Value("int32"),
-            "wavlm": datasets.Array2D((None, cfg.dim), "float16"),
-        })
+        self.features = schemas.wavlm(cfg.dim)
 
-    def identity(self) -> dict[str, Any]:
-        return {"stage": "wavlm", "model": self.cfg.model, "layer": self.cfg.layer, "dim": self.cfg.dim}
+    def load_processor(self, name_or_path: str) -> None:
+        from transformers import AutoFeatureExtractor
+
+        self.feature_extractor = AutoFeatureExtractor.from_pretrained(name_or_path)
+        if self.feature_extractor.sampling_rate != SAMPLE_RATE:
+            raise ConfigError(f"{self.section}.model: {name_or_path} expects "
+                              f"{self.feature_extractor.sampling_rate} Hz, not 16 kHz")
 
     def row_bytes(self, seconds: float) -> int:
         return int(np.ceil(seconds * FRAME_RATE)) * self.cfg.dim * 2 + 64
@@ -131,10 +118,10 @@ class WavlmExtractor:
                 try:
                     pooled = pool(hidden, frames[i])
                 except FrameError as err:
-                    results[i] = Skip(row_id, "frames", str(err))
+                    results[i] = Skip("frames", str(err), id=row_id)
                     continue
                 if not torch.isfinite(pooled).all():
-                    results[i] = Skip(row_id, "not_finite", "non-finite WavLM output")
+                    results[i] = Skip("not_finite", "non-finite WavLM output", id=row_id)
                     continue
                 results[i] = {"id": row_id, "n_frames": frames[i], "wavlm": pooled.half().numpy()}
         yield from results  # type: ignore[misc]

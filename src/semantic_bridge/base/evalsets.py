@@ -11,9 +11,7 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-
-class EvalSetError(ValueError):
-    """A malformed evaluation file; the message names the file and line."""
+from .errors import DataError
 
 
 # --------------------------------------------------------------------------- trials
@@ -28,17 +26,17 @@ def read_trials(path: str | Path) -> list[Trial]:
     """Read ``label path1 path2`` lines (VoxCeleb1-O: ``1 id10270/.../00001.wav id10270/...``)."""
     path = Path(path)
     if not path.is_file():
-        raise EvalSetError(f"{path}: trial list not found")
+        raise DataError(f"{path}: trial list not found")
     trials = []
     for n, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():
             continue
         fields = line.split()
         if len(fields) != 3 or fields[0] not in ("0", "1"):
-            raise EvalSetError(f"{path}:{n}: expected '<0|1> <wav> <wav>', got {line[:80]!r}")
+            raise DataError(f"{path}:{n}: expected '<0|1> <wav> <wav>', got {line[:80]!r}")
         trials.append(Trial(int(fields[0]), fields[1], fields[2]))
     if not trials:
-        raise EvalSetError(f"{path}: no trials")
+        raise DataError(f"{path}: no trials")
     return trials
 
 
@@ -61,7 +59,7 @@ def make_trials(utterances: list[tuple[str, str]], per_class: int, seed: int) ->
     for uid, spk in ids:
         by_spk.setdefault(spk, []).append(uid)
     if len(by_spk) < 2:
-        raise EvalSetError(f"trial list needs at least 2 speakers, got {len(by_spk)}")
+        raise DataError(f"trial list needs at least 2 speakers, got {len(by_spk)}")
     targets = [(a, b) for us in by_spk.values() for i, a in enumerate(us) for b in us[i + 1 :]]
     n = min(per_class, len(targets))
     target_pairs = [targets[i] for i in rng.choice(len(targets), size=n, replace=False)]
@@ -104,7 +102,7 @@ def read_reasonaqa(path: str | Path) -> list[QaItem]:
     taken from the first of ``taskname``, ``type``, ``question_type``, ``subtype`` present."""
     path = Path(path)
     if not path.is_file():
-        raise EvalSetError(f"{path}: ReasonAQA file not found")
+        raise DataError(f"{path}: ReasonAQA file not found")
     text = path.read_text()
     try:
         rows = json.loads(text)
@@ -112,15 +110,15 @@ def read_reasonaqa(path: str | Path) -> list[QaItem]:
         try:
             rows = [json.loads(line) for line in text.splitlines() if line.strip()]
         except json.JSONDecodeError as err:
-            raise EvalSetError(f"{path}: neither a JSON list nor JSON lines ({err.msg}, line {err.lineno})") from None
+            raise DataError(f"{path}: neither a JSON list nor JSON lines ({err.msg}, line {err.lineno})") from None
     if isinstance(rows, dict):  # some releases wrap the list: {"data": [...]}
         rows = next((v for v in rows.values() if isinstance(v, list)), None)
     if not isinstance(rows, list):
-        raise EvalSetError(f"{path}: expected a list of questions")
+        raise DataError(f"{path}: expected a list of questions")
     items = []
     for n, row in enumerate(rows):
         if not isinstance(row, dict) or not all(k in row for k in ("filepath1", "input", "answer")):
-            raise EvalSetError(f"{path}: item {n} lacks filepath1/input/answer")
+            raise DataError(f"{path}: item {n} lacks filepath1/input/answer")
         kind = next((str(row[k]) for k in TYPE_KEYS if row.get(k)), "unknown")
         items.append(QaItem(str(row["filepath1"]), str(row.get("filepath2") or ""),
                             str(row["input"]), str(row["answer"]), kind))

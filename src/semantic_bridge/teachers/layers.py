@@ -17,17 +17,19 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-from semantic_bridge.config import ConfigError
+from semantic_bridge.base.errors import ConfigError, MissingFile
 
 log = logging.getLogger(__name__)
 
 
 def _block_list(model: nn.Module, n_layers: int) -> tuple[nn.Module, str] | None:
-    """The ``nn.ModuleList`` holding the ``n_layers`` transformer blocks, and its name."""
+    """``(parent, attribute)`` such that ``getattr(parent, attribute)`` is the one
+    ``nn.ModuleList`` named ``layers`` holding ``n_layers`` blocks; None if there is not exactly one."""
     found = [(name, module) for name, module in model.named_modules()
              if isinstance(module, nn.ModuleList) and name.split(".")[-1] == "layers"
              and len(module) == n_layers]
@@ -44,7 +46,7 @@ def check_model_path(name_or_path: str, key: str) -> None:
     path = Path(name_or_path)
     local = path.is_absolute() or name_or_path.startswith(".") or (len(path.parts) > 1 and Path(path.parts[0]).is_dir())
     if local and not path.exists():
-        raise FileNotFoundError(f"{key}: {name_or_path} does not exist (embedded models: dvc repro embedded_models)")
+        raise MissingFile(f"{key}: {name_or_path} does not exist (embedded models: dvc repro embedded_models)")
 
 
 def load_for_layer(name_or_path: str, layer: int, key: str) -> nn.Module:
@@ -70,6 +72,29 @@ def load_for_layer(name_or_path: str, layer: int, key: str) -> nn.Module:
             model.config.num_hidden_layers = layer + 1  # some models slice by it
             log.info("%s: keeping %d of %d blocks for hidden_states[%d]", name_or_path, layer + 1, n_layers, layer)
     return model
+
+
+class Teacher:
+    """What the teacher extractors share: the model of ``cfg.model`` cut after ``cfg.layer`` on
+    ``device``, its hidden size checked against ``cfg.dim``, and the job identity. Subclasses set
+    ``name`` (the stage), ``section`` (the params section, for errors) and load their processor
+    (tokenizer, feature extractor) in ``load_processor`` before the model loads."""
+
+    name: str
+    section: str
+
+    def __init__(self, cfg: Any, device: torch.device) -> None:
+        check_model_path(cfg.model, f"{self.section}.model")
+        self.cfg, self.device = cfg, device
+        self.load_processor(cfg.model)
+        self.model = load_for_layer(cfg.model, cfg.layer, f"{self.section}.layer").to(device)
+        check_dim(self.model, cfg.dim, f"{self.section}.dim", cfg.model)
+
+    def load_processor(self, name_or_path: str) -> None:
+        """Load what turns inputs into model inputs; raise ``ConfigError`` if it does not fit."""
+
+    def identity(self) -> dict[str, Any]:
+        return {"stage": self.name, "model": self.cfg.model, "layer": self.cfg.layer, "dim": self.cfg.dim}
 
 
 def hidden_size(model: nn.Module) -> int:

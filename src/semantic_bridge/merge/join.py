@@ -15,34 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-import datasets
 import numpy as np
 
-from semantic_bridge.config import Params
-from semantic_bridge.data import shards
-from semantic_bridge.data.align import WORD
-from semantic_bridge.frames import n_frames
+from semantic_bridge.base import schemas, shards
+from semantic_bridge.base.errors import DataError
+from semantic_bridge.base.files import staged_output
+from semantic_bridge.base.frames import n_frames
+from semantic_bridge.config import TeachersConfig
 
 log = logging.getLogger(__name__)
-
-
-class MergeError(ValueError):
-    """Upstream outputs that break the join contract (not a per-row problem)."""
-
-
-def features(wavlm_dim: int, llm_dim: int) -> datasets.Features:
-    return datasets.Features({
-        "id": datasets.Value("string"),
-        "speaker": datasets.Value("string"),
-        "text": datasets.Value("string"),
-        "words": datasets.List(WORD),
-        "audio": datasets.List(datasets.Value("float32")),
-        "sample_rate": datasets.Value("int32"),
-        "n_frames": datasets.Value("int32"),
-        "wavlm": datasets.Array2D((None, wavlm_dim), "float16"),
-        "llm": datasets.Array2D((None, llm_dim), "float16"),
-        "llm_mask": datasets.List(datasets.Value("bool")),
-    })
 
 
 class _Side:
@@ -67,16 +48,16 @@ class MergeResult:
     hours: dict[str, float] = field(default_factory=dict)
     llm_masked_fraction: dict[str, float] = field(default_factory=dict)
 
-    def metrics(self, params: Params) -> dict[str, Any]:
+    def metrics(self, scale: str, teachers: TeachersConfig) -> dict[str, Any]:
         return {
-            "scale": params.scale,
+            "scale": scale,
             "rows": self.rows,
             "hours": self.hours,
             "skipped": self.skipped,
             "skipped_total": sum(sum(v.values()) for v in self.skipped.values()),
             "llm_masked_fraction": self.llm_masked_fraction,
-            "teachers": {"wavlm": params.teachers.wavlm.model, "wavlm_layer": params.teachers.wavlm.layer,
-                         "llm": params.teachers.llm.model, "llm_layer": params.teachers.llm.layer},
+            "teachers": {"wavlm": teachers.wavlm.model, "wavlm_layer": teachers.wavlm.layer,
+                         "llm": teachers.llm.model, "llm_layer": teachers.llm.layer},
         }
 
 
@@ -105,23 +86,23 @@ def _join(corpus: Path, aligned: Path, wavlm: Path, llm: Path, counts: Counter, 
                "llm": parts["qwen"]["llm"], "llm_mask": parts["qwen"]["llm_mask"]}
     for side in sides:
         if side.head is not None:
-            raise MergeError(f"{side.name} row {side.head['id']!r} is not in the corpus, or out of corpus order")
+            raise DataError(f"{side.name} row {side.head['id']!r} is not in the corpus, or out of corpus order")
 
 
 def _dim(directory: Path, column: str) -> int:
     return int(shards.read_features(directory)[column].shape[1])
 
 
-def run_merge(params: Params, corpus: str | Path, aligned: str | Path, wavlm: str | Path, llm: str | Path,
-              out: str | Path) -> MergeResult:
+def run_merge(corpus: str | Path, aligned: str | Path, wavlm: str | Path, llm: str | Path,
+              out: str | Path, max_shard_size: str) -> MergeResult:
     corpus, aligned, wavlm, llm, out = map(Path, (corpus, aligned, wavlm, llm, out))
     result = MergeResult()
-    with shards.staged_output(out) as tmp:
+    with staged_output(out) as tmp:
         for split in shards.TRAINING_SPLITS:
-            feats = features(_dim(wavlm / split, "wavlm"), _dim(llm / split, "llm"))
+            feats = schemas.merged(_dim(wavlm / split, "wavlm"), _dim(llm / split, "llm"))
             counts: Counter[str] = Counter()
             stats: Counter[str] = Counter()
-            with shards.ShardedWriter(tmp / split, feats, params.merge.max_shard_size) as writer:
+            with shards.ShardedWriter(tmp / split, feats, max_shard_size) as writer:
                 writer.write_all(_join(corpus / split, aligned / split, wavlm / split, llm / split, counts, stats))
                 result.rows[split] = writer.num_rows
             result.skipped[split] = dict(sorted(counts.items()))

@@ -3,18 +3,17 @@
 Rows go through ``datasets.arrow_writer.ArrowWriter`` into few large Arrow shards
 (``max_shard_size`` each), so memory stays flat whatever the corpus size and DVC
 hashes a handful of files. The result is the layout ``Dataset.save_to_disk`` makes,
-so ``datasets.load_from_disk`` reads it. Everything is written under a temporary
-sibling directory and moved into place by ``commit``: an interrupted stage never
-leaves a half-written output for DVC to cache.
+so ``datasets.load_from_disk`` reads it. ``ShardedWriter`` builds a split under
+``<directory>.partial`` and renames it into place when its block finishes
+(``files.staged_output``): an interrupted stage never leaves a half-written output for
+DVC to cache.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
 
@@ -24,8 +23,17 @@ import pyarrow as pa
 from datasets.arrow_writer import ArrowWriter
 from datasets.utils.py_utils import convert_file_size_to_int
 
+from .errors import MissingFile
+from .files import atomic_path, staged_output
+
 ROWS_FILE = "rows.json"  # rows per Arrow file, beside state.json
 TRAINING_SPLITS = ["train", "valid", "test"]  # what align / wavlm / qwen / merge process
+
+
+def _arrow_writer(path: Path, features: datasets.Features, writer_batch_size: int) -> ArrowWriter:
+    # fingerprint fixed so that identical rows give byte-identical files
+    return ArrowWriter(features=features, path=str(path), writer_batch_size=writer_batch_size,
+                       fingerprint="0" * 16)
 
 
 class ShardedWriter:
@@ -46,26 +54,21 @@ class ShardedWriter:
         self.features = features
         self.max_bytes = convert_file_size_to_int(max_shard_size)
         self.writer_batch_size = writer_batch_size
-        self.tmp = self.directory.with_name(self.directory.name + ".partial")
+        self._staged = staged_output(self.directory)
+        self.tmp: Optional[Path] = None
         self._writer: Optional[ArrowWriter] = None
         self._shards: list[Path] = []
         self.num_rows = 0
 
     def __enter__(self) -> "ShardedWriter":
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        self.tmp.mkdir(parents=True)
+        self.tmp = self._staged.__enter__()
         return self
 
     def _open_shard(self) -> ArrowWriter:
+        assert self.tmp is not None, "use ShardedWriter as a context manager"
         path = self.tmp / f"shard-{len(self._shards):05d}.arrow"
         self._shards.append(path)
-        # fingerprint fixed so that identical rows give byte-identical files
-        return ArrowWriter(
-            features=self.features,
-            path=str(path),
-            writer_batch_size=self.writer_batch_size,
-            fingerprint="0" * 16,
-        )
+        return _arrow_writer(path, self.features, self.writer_batch_size)
 
     def write(self, row: dict[str, Any]) -> None:
         if self._writer is None:
@@ -73,51 +76,34 @@ class ShardedWriter:
         self._writer.write(row)
         self.num_rows += 1
         if self._writer._num_bytes >= self.max_bytes:  # counts rows already flushed
-            self._writer.finalize()
-            self._writer.close()
-            self._writer = None
+            self._close_shard()
 
     def write_all(self, rows: Iterable[dict[str, Any]]) -> None:
         for row in rows:
             self.write(row)
 
-    def _finish(self) -> None:
+    def _close_shard(self) -> None:
         if self._writer is not None:
             self._writer.finalize()
             self._writer.close()
             self._writer = None
-        if not self._shards:  # an empty split is still a valid, loadable dataset
-            writer = self._open_shard()
-            writer.finalize()
-            writer.close()
-        finalize_dir(self.tmp, self._shards, self.features)
 
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            if self._writer is not None:
-                self._writer.close()
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            return
-        self._finish()
-        shutil.rmtree(self.directory, ignore_errors=True)
-        os.replace(self.tmp, self.directory)
-
-
-@contextlib.contextmanager
-def staged_output(out: str | Path) -> Iterator[Path]:
-    """Yield ``<out>.partial`` to build a stage output in; move it to ``out`` if the block
-    finishes, delete it if the block fails: DVC never sees a half-written output."""
-    out = Path(out)
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
+    def __exit__(self, exc_type, exc, tb) -> Optional[bool]:
+        if exc_type is None:
+            try:
+                self._close_shard()
+                if not self._shards:  # an empty split is still a valid, loadable dataset
+                    self._writer = self._open_shard()
+                    self._close_shard()
+                assert self.tmp is not None
+                finalize_dir(self.tmp, self._shards, self.features)
+            except BaseException as err:
+                self._staged.__exit__(type(err), err, err.__traceback__)
+                raise
+        elif self._writer is not None:
+            self._writer.close()
+        # renames the folder into place, or deletes it when the block raised
+        return self._staged.__exit__(exc_type, exc, tb)
 
 
 def windows(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -134,21 +120,16 @@ def windows(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
 
 def write_shard(path: str | Path, features: datasets.Features, rows: Iterable[dict[str, Any]],
                 writer_batch_size: int = 32) -> int:
-    """Write ``rows`` to one Arrow file at ``path``, atomically (``.tmp`` + rename).
-
-    Returns the row count. A crash mid-write leaves only ``path.tmp``, never ``path``.
-    """
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    writer = ArrowWriter(features=features, path=str(tmp), writer_batch_size=writer_batch_size,
-                         fingerprint="0" * 16)
-    try:
-        for row in rows:
-            writer.write(row)
-        n, _ = writer.finalize()
-    finally:
-        writer.close()
-    os.replace(tmp, path)
+    """Write ``rows`` to one Arrow file at ``path``, atomically; returns the row count.
+    A crash mid-write leaves only a ``.tmp`` sibling, never ``path``."""
+    with atomic_path(path) as tmp:
+        writer = _arrow_writer(tmp, features, writer_batch_size)
+        try:
+            for row in rows:
+                writer.write(row)
+            n, _ = writer.finalize()
+        finally:
+            writer.close()
     return n
 
 
@@ -198,7 +179,7 @@ def _count_rows(path: Path) -> int:
 def _data_files(directory: Path) -> list[Path]:
     state_path = directory / "state.json"
     if not state_path.is_file():
-        raise FileNotFoundError(f"{directory}: not a dataset written by this pipeline (no state.json)")
+        raise MissingFile(f"{directory}: not a dataset written by this pipeline (no state.json)")
     state = json.loads(state_path.read_text())
     return [directory / f["filename"] for f in state["_data_files"]]
 

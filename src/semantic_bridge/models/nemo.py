@@ -7,6 +7,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from semantic_bridge.base.errors import ConfigError, MissingFile
+
 
 class NemoModel:
     """A restored NeMo model; keep this object alive while the model is used (it may own the
@@ -18,7 +20,7 @@ class NemoModel:
         self._unpacked = None
         if model.endswith(".nemo"):
             if not Path(model).is_file():
-                raise FileNotFoundError(f"{key}: {model} not found")
+                raise MissingFile(f"{key}: {model} not found")
             self.model = model_class.restore_from(model, map_location=device,
                                                   save_restore_connector=self._connector(model, key))
         else:
@@ -41,7 +43,7 @@ class NemoModel:
             for member in members:
                 inside = (root / member.name).resolve().is_relative_to(root)
                 if not inside or member.issym() or member.islnk() or member.isdev():
-                    raise ValueError(f"{key}: {path}: unsafe archive member {member.name!r}")
+                    raise ConfigError(f"{key}: {path}: unsafe archive member {member.name!r}")
             tar.extractall(root, members=members)
         connector.model_extracted_dir = str(root)
         return connector

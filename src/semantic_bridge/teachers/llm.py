@@ -21,27 +21,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence, Union
 
-import datasets
 import numpy as np
 import torch
 
 from semantic_bridge.config import LlmConfig
-from semantic_bridge.data.extract import Skip, autocast
-from semantic_bridge.data.layers import check_dim, check_model_path, load_for_layer, select_layer
-from semantic_bridge.data.words import normalize, transcript_words
-from semantic_bridge.frames import frame_end_times
+from semantic_bridge.base import schemas
+from semantic_bridge.base.errors import ConfigError, Skip
+from semantic_bridge.teachers.extract import autocast
+from semantic_bridge.teachers.layers import Teacher, select_layer
+from semantic_bridge.base.words import normalize, transcript_words
+from semantic_bridge.base.frames import frame_end_times
 
 # boundary slack: a word ending at 0.16 s must count for the frame ending at 0.16 s even
 # when float rounding gives 0.16000000000000003
 _EPS = 1e-6
-
-
-class TimingError(ValueError):
-    """Transcript and word timings that do not fit together; ``reason`` goes to the metrics."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
 
 
 @dataclass
@@ -56,14 +49,14 @@ def token_end_times(text: str, words: Sequence[dict[str, Any]], offsets: Sequenc
     words of ``transcript_words(text)``, in order."""
     spans = transcript_words(text)
     if len(spans) != len(words):
-        raise TimingError("word_mismatch", f"{len(words)} timed words for {len(spans)} transcript words")
+        raise Skip("word_mismatch", f"{len(words)} timed words for {len(spans)} transcript words")
     for span, w in zip(spans, words):
         if normalize(span.word) != normalize(w["word"]):
-            raise TimingError("word_mismatch", f"timed word {w['word']!r} for transcript word {span.word!r}")
+            raise Skip("word_mismatch", f"timed word {w['word']!r} for transcript word {span.word!r}")
         if not (w["end"] >= w["start"] >= 0):
-            raise TimingError("bad_timing", f"{w['word']!r}: start {w['start']} end {w['end']}")
+            raise Skip("bad_timing", f"{w['word']!r}: start {w['start']} end {w['end']}")
     if not spans:
-        raise TimingError("no_words", "transcript has no words")
+        raise Skip("no_words", "transcript has no words")
     times = np.full(len(offsets), np.nan)
     j = 0  # first word that may still overlap (tokens and words both run left to right)
     for k, ((a, b), is_special) in enumerate(zip(offsets, special)):
@@ -95,7 +88,7 @@ def token_end_times(text: str, words: Sequence[dict[str, Any]], offsets: Sequenc
         else:
             nxt = times[k]
     if len(text_tokens) and np.any(np.diff(times[text_tokens]) < 0):
-        raise TimingError("bad_timing", "word times go backwards")
+        raise Skip("bad_timing", "word times go backwards")
     return times
 
 
@@ -117,31 +110,23 @@ def tokenize(tokenizer, text: str, words: Sequence[dict[str, Any]]) -> Tokens:
     return Tokens(list(enc["input_ids"]), times)
 
 
-class LlmExtractor:
+class LlmExtractor(Teacher):
+    name, section = "qwen", "teachers.llm"
     input_columns = ["id", "text", "words", "n_frames"]
     size_column = "n_frames"
 
     def __init__(self, cfg: LlmConfig, device: torch.device) -> None:
+        super().__init__(cfg, device)
+        self.max_tokens = int(getattr(self.model.config, "max_position_embeddings", 1 << 30))
+        self.features = schemas.llm(cfg.dim)
+
+    def load_processor(self, name_or_path: str) -> None:
         from transformers import AutoTokenizer
 
-        check_model_path(cfg.model, "teachers.llm.model")
-        self.cfg = cfg
-        self.device = device
-        self.tokenizer = AutoTokenizer.from_pretrained(cfg.model)
+        self.tokenizer = AutoTokenizer.from_pretrained(name_or_path)
         if not self.tokenizer.is_fast:
-            raise ValueError(f"{cfg.model}: a fast tokenizer is needed (character offsets)")
-        self.model = load_for_layer(cfg.model, cfg.layer, "teachers.llm.layer").to(device)
-        check_dim(self.model, cfg.dim, "teachers.llm.dim", cfg.model)
-        self.max_tokens = int(getattr(self.model.config, "max_position_embeddings", 1 << 30))
-        self.features = datasets.Features({
-            "id": datasets.Value("string"),
-            "n_frames": datasets.Value("int32"),
-            "llm": datasets.Array2D((None, cfg.dim), "float16"),
-            "llm_mask": datasets.List(datasets.Value("bool")),
-        })
-
-    def identity(self) -> dict[str, Any]:
-        return {"stage": "qwen", "model": self.cfg.model, "layer": self.cfg.layer, "dim": self.cfg.dim}
+            raise ConfigError(f"{self.section}.model: {name_or_path} needs a fast tokenizer "
+                              "(character offsets)")
 
     def row_bytes(self, frames: int) -> int:
         return int(frames) * (self.cfg.dim * 2 + 1) + 64
@@ -167,11 +152,12 @@ class LlmExtractor:
         for i, row in enumerate(rows):
             try:
                 tok = tokenize(self.tokenizer, row["text"], row["words"])
-            except TimingError as err:
-                results[i] = Skip(row["id"], err.reason, str(err))
+            except Skip as err:
+                err.id = row["id"]
+                results[i] = err
                 continue
             if len(tok.ids) > self.max_tokens:
-                results[i] = Skip(row["id"], "too_many_tokens", f"{len(tok.ids)} > {self.max_tokens}")
+                results[i] = Skip("too_many_tokens", f"{len(tok.ids)} > {self.max_tokens}", id=row["id"])
                 continue
             tokens[i] = tok
         order = sorted(tokens, key=lambda i: len(tokens[i].ids))
@@ -185,7 +171,7 @@ class LlmExtractor:
                 llm = torch.zeros(frames, hidden.shape[1])
                 llm[torch.from_numpy(mask)] = hidden[torch.from_numpy(index[mask])]
                 if not torch.isfinite(llm).all():
-                    results[i] = Skip(rows[i]["id"], "not_finite", "non-finite LLM output")
+                    results[i] = Skip("not_finite", "non-finite LLM output", id=rows[i]["id"])
                     continue
                 results[i] = {"id": rows[i]["id"], "n_frames": frames, "llm": llm.half().numpy(),
                               "llm_mask": mask}

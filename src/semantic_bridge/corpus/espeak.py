@@ -211,8 +211,3 @@ def synthesize_many(jobs: Iterable[SynthJob], workers: int = 2, chunk: int = 64)
         it = iter(jobs)
         while batch := list(itertools.islice(it, chunk)):
             yield from pool.imap(_synthesize_fresh, batch)
-
-
-def synthesize(text: str, voice: str, pitch: int, rate: int) -> Synthesis:
-    """One utterance, synthesised in a fresh process (see ``synthesize_many``)."""
-    return next(synthesize_many([SynthJob(text, voice, pitch, rate)], workers=1))

@@ -1,0 +1,1 @@
+"""The ``merge`` stage: corpus, alignment and teacher features joined into training tuples."""
