@@ -28,8 +28,8 @@ test: setup lint      ## lint, then all tests (unit + end-to-end DVC smoke tests
 test-fast: setup      ## unit tests only
 	$(RUN) pytest -m "not slow"
 
-metrics: setup        ## the committed metrics, one file at a time, narrow enough to read
-	$(RUN) dvc metrics show --precision 3 --md
+metrics: setup        ## the metrics files, one key per line (KEYS=regex to filter, e.g. KEYS='wer|eer')
+	$(RUN) python scripts/show_metrics.py '$(KEYS)'
 
 exp-show: setup       ## experiments side by side, with the columns a reviewer reads
 	$(RUN) dvc exp show --only-changed --keep '$(EXP_COLUMNS)' --drop '.*' --precision 3 --md
