@@ -3,7 +3,6 @@
     python stages/align.py --corpus data/prepared/corpus --out data/aligned --metrics metrics/align.json
 """
 
-from semantic_bridge.align.run import run_align
 from semantic_bridge.base.files import write_json
 from semantic_bridge.base.stage import stage_main
 
@@ -15,6 +14,8 @@ def add_args(parser):
 
 
 def run(params, args):
+    from semantic_bridge.align.run import run_align
+
     result = run_align(params.align, args.corpus, args.out, params.data.max_shard_size)
     write_json(args.metrics, result.metrics(params.scale, params.align))
 

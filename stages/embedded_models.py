@@ -7,8 +7,6 @@ saved where the params point by default.
 
 from pathlib import Path
 
-from semantic_bridge.models.embedded import (build_tiny_htsat, build_tiny_mimi, build_tiny_qwen,
-                                      build_tiny_smollm2, build_tiny_wavlm)
 from semantic_bridge.base.stage import stage_main
 
 
@@ -17,6 +15,9 @@ def add_args(parser):
 
 
 def run(params, args):
+    from semantic_bridge.models.embedded import (build_tiny_htsat, build_tiny_mimi, build_tiny_qwen,
+                                                 build_tiny_smollm2, build_tiny_wavlm)
+
     out = Path(args.out)
     build_tiny_wavlm(out / "tiny-wavlm", params.teachers.wavlm.dim, params.seed)
     build_tiny_qwen(out / "tiny-qwen", params.teachers.llm.dim, params.seed)

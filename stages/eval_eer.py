@@ -6,7 +6,6 @@
 
 from semantic_bridge.base.files import write_json
 from semantic_bridge.base.stage import stage_main
-from semantic_bridge.evaluate.eer import run_eer
 
 
 def add_args(parser):
@@ -17,6 +16,8 @@ def add_args(parser):
 
 
 def run(params, args):
+    from semantic_bridge.evaluate.eer import run_eer
+
     write_json(args.metrics, run_eer(params.eval.eer, params.scale, params.seed, args.prepared,
                                      args.codec, args.plots))
 

@@ -5,7 +5,6 @@
 
 from semantic_bridge.base.files import write_json
 from semantic_bridge.base.stage import stage_main
-from semantic_bridge.evaluate.probe import run_probe
 
 
 def add_args(parser):
@@ -15,6 +14,8 @@ def add_args(parser):
 
 
 def run(params, args):
+    from semantic_bridge.evaluate.probe import run_probe
+
     write_json(args.metrics, run_probe(params.eval.probe, params.scale, params.seed, args.merged,
                                        args.codec))
 

@@ -6,7 +6,6 @@
 
 from semantic_bridge.base.files import write_json
 from semantic_bridge.base.stage import stage_main
-from semantic_bridge.evaluate.reasoning import run_reasoning
 
 
 def add_args(parser):
@@ -17,6 +16,8 @@ def add_args(parser):
 
 
 def run(params, args):
+    from semantic_bridge.evaluate.reasoning import run_reasoning
+
     write_json(args.metrics, run_reasoning(params.eval.reasoning, params.scale, params.seed,
                                            params.data.sample_rate, args.encoder, args.prepared,
                                            args.plot))

@@ -6,7 +6,6 @@
 
 from semantic_bridge.base.files import write_json
 from semantic_bridge.base.stage import stage_main
-from semantic_bridge.evaluate.swap import run_swap
 
 
 def add_args(parser):
@@ -17,6 +16,8 @@ def add_args(parser):
 
 
 def run(params, args):
+    from semantic_bridge.evaluate.swap import run_swap
+
     write_json(args.metrics, run_swap(params.eval.swap, params.eval.wer, params.scale, params.seed,
                                       args.corpus, args.codec, args.wavs))
 

@@ -6,7 +6,6 @@
 
 from semantic_bridge.base.files import write_json
 from semantic_bridge.base.stage import stage_main
-from semantic_bridge.evaluate.wer import run_wer
 
 
 def add_args(parser):
@@ -17,6 +16,8 @@ def add_args(parser):
 
 
 def run(params, args):
+    from semantic_bridge.evaluate.wer import run_wer
+
     write_json(args.metrics, run_wer(params.eval.wer, params.scale, args.corpus, args.codec, args.plot))
 
 

@@ -6,7 +6,6 @@
 
 from semantic_bridge.base.files import write_json
 from semantic_bridge.base.stage import stage_main
-from semantic_bridge.merge.join import run_merge
 
 
 def add_args(parser):
@@ -19,6 +18,8 @@ def add_args(parser):
 
 
 def run(params, args):
+    from semantic_bridge.merge.join import run_merge
+
     result = run_merge(args.corpus, args.aligned, args.wavlm, args.qwen, args.out,
                        params.data.max_shard_size)
     write_json(args.metrics, result.metrics(params.scale, params.teachers))

@@ -5,7 +5,6 @@
 
 from semantic_bridge.base.files import write_json
 from semantic_bridge.base.stage import stage_main
-from semantic_bridge.corpus.prepare import run_prepare
 
 
 def add_args(parser):
@@ -14,6 +13,8 @@ def add_args(parser):
 
 
 def run(params, args):
+    from semantic_bridge.corpus.prepare import run_prepare
+
     result = run_prepare(params.data, params.seed, args.out)
     write_json(args.metrics, result.metrics(params.scale, params.data))
 

@@ -8,7 +8,6 @@ Data parallel with torchrun (one process per GPU); resumes finished shards after
 
 from semantic_bridge.base.files import write_json
 from semantic_bridge.base.stage import stage_main
-from semantic_bridge.teachers.run import run_llm
 
 
 def add_args(parser):
@@ -18,6 +17,8 @@ def add_args(parser):
 
 
 def run(params, args):
+    from semantic_bridge.teachers.run import run_llm
+
     metrics = run_llm(params.teachers.llm, params.scale, args.aligned, args.out,
                       params.data.max_shard_size)
     if metrics is not None:  # rank 0

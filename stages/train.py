@@ -6,7 +6,6 @@
 
 from semantic_bridge.base.files import write_json
 from semantic_bridge.base.stage import stage_main
-from semantic_bridge.train.run import run_train
 
 
 def add_args(parser):
@@ -17,6 +16,8 @@ def add_args(parser):
 
 
 def run(params, args):
+    from semantic_bridge.train.run import run_train
+
     metrics = run_train(params, args.data, args.out, args.plots)
     if metrics:  # global rank 0 only
         write_json(args.metrics, {"scale": params.scale, "init_from": params.codec.init_from,

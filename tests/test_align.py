@@ -19,6 +19,8 @@ from semantic_bridge.base.words import normalize, transcript_words
 
 from conftest import tiny_nemo_frontend, tone
 
+MAX_GAP = params_from_dict({}).align.pocketsphinx_max_gap
+
 
 @pytest.fixture(scope="module")
 def sphinx_run(prepared_tiny, factory_raw, tmp_path_factory):
@@ -55,7 +57,7 @@ def _item(text, audio, truth=()):
 
 
 def test_pocketsphinx_skip_reasons():
-    aligner = PocketsphinxAligner(workers=1)
+    aligner = PocketsphinxAligner(1, MAX_GAP)
     speechless = tone(0.3, 24000)
     oov, impossible = aligner.align_batch([
         _item("The zqxvbt sang.", tone(2.0, 24000)),
@@ -73,7 +75,7 @@ def test_given_backend_and_its_reasons():
         _item("Hello, world!", tone(1.0, 24000)),
         _item("Goodbye world", tone(1.0, 24000), truth),
     ])
-    assert ok == [(0.1, 0.4), (0.5, 0.9)]
+    assert ok.times == [(0.1, 0.4), (0.5, 0.9)] and ok.gap is None
     assert none.reason == C.NO_TIMINGS and other.reason == C.WORD_MISMATCH
 
 
@@ -129,27 +131,30 @@ def _tiny_nemo_ctc(path):
 @pytest.mark.slow
 def test_nemo_ctc_backend_on_a_tiny_model(tmp_path):
     path = _tiny_nemo_ctc(tmp_path / "tiny_ctc.nemo")
-    aligner = NemoAligner(str(path), batch_size=2)
+    aligner = NemoAligner(str(path), batch_size=2, max_gap=float("inf"))  # random weights hear nothing
     assert aligner.blank == len(LABELS) and aligner.tokenizer is None
     audio = tone(2.0, 24000)
     got = aligner.align_batch([_item("hello big world", audio), _item("it's fine", audio[:30000]),
                                _item("route 66", audio), _item("many words " * 40, audio[:4800])])
-    for times, n in ((got[0], 3), (got[1], 2)):
-        assert len(times) == n
+    for aligned, n in ((got[0], 3), (got[1], 2)):
+        times = aligned.times
+        assert len(times) == n and aligned.gap >= 0
         flat = np.array(times).ravel()
         assert np.all(np.diff(flat) >= 0) and flat[0] >= 0 and flat[-1] <= 2.0 + 0.02
         assert all(b > a for a, b in times)
     assert got[2].reason == C.OOV  # "66": no digits in the vocabulary
     assert got[3].reason == C.ALIGN_FAILED  # more characters than CTC frames
+    strict = NemoAligner(str(path), batch_size=2, max_gap=1e-9)  # the confidence check's path
+    assert strict.align_batch([_item("hello big world", audio)])[0].reason == C.TEXT_MISMATCH
     with pytest.raises(FileNotFoundError):
-        NemoAligner(str(tmp_path / "missing.nemo"), batch_size=1)
+        NemoAligner(str(tmp_path / "missing.nemo"), batch_size=1, max_gap=1.0)
 
 
 def test_pocketsphinx_alignment_does_not_depend_on_what_came_before(prepared_tiny):
     rows = list(shards.iter_rows(prepared_tiny / "corpus" / "train"))[:12]
     items = [_item(r["text"], r["audio"]) for r in rows]
-    aligner = PocketsphinxAligner(workers=1)
+    aligner = PocketsphinxAligner(1, MAX_GAP)
     forward = aligner.align_batch(items)
     backward = aligner.align_batch(items[::-1])[::-1]
     assert [str(t) for t in forward] == [str(t) for t in backward]
-    assert sum(isinstance(t, list) for t in forward) >= 9
+    assert sum(isinstance(t, C.Aligned) for t in forward) >= 8

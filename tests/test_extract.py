@@ -16,6 +16,7 @@ import yaml
 from semantic_bridge.teachers import extract as E
 from semantic_bridge.base import shards
 from semantic_bridge.base.errors import Skip
+from semantic_bridge.base.stage import X86_PINS
 
 from conftest import REPO
 
@@ -88,7 +89,10 @@ def test_missing_input_split_is_a_clear_error(tmp_path):
 
 # --------------------------------------------------------------------------- real stage, subprocesses
 def _env():
-    return {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1", "LOGLEVEL": "INFO"}
+    # the kernel pins of every stage, set here too: the killer wrapper imports torch before the
+    # stage's own pinning runs, and its units must match the reference's bit for bit
+    return {**os.environ, **X86_PINS, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1",
+            "LOGLEVEL": "INFO"}
 
 
 @pytest.fixture(scope="module")

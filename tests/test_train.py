@@ -17,6 +17,7 @@ import yaml
 
 from semantic_bridge.config import params_from_dict
 from semantic_bridge.base import shards
+from semantic_bridge.base.stage import X86_PINS
 from semantic_bridge.base.schemas import merged as merged_features
 from semantic_bridge.train.curriculum import acoustic_dropout_probability, level_mask
 from semantic_bridge.train.data import SegmentDataset, StepSampler, collate
@@ -185,7 +186,8 @@ def _stage(params_path: Path, out: Path, runner: list[str] | None = None, env_ex
            "--params", str(params_path), "--data", str(out.parent / "merged"),
            "--out", str(out / "codec.pt"), "--metrics", str(out / "train.json"),
            "--plots", str(out / "plots")]
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
+    # the stage's kernel pins, set here too: the killer wrapper imports torch before the stage does
+    env = {**os.environ, **X86_PINS, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
     env.update(env_extra or {})
     return subprocess.run(cmd, cwd=out.parent, env=env, capture_output=True, text=True,
                           timeout=600)

@@ -9,6 +9,7 @@ Defaults here match the committed ``params.yaml`` (a test checks it).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -35,6 +36,25 @@ def _positive(key: str, value: float) -> None:
         raise ConfigError(f"{key}: must be > 0, got {value!r}")
 
 
+def _at_least(key: str, value: float, minimum: float, why: str = "") -> None:
+    if not value >= minimum:
+        raise ConfigError(f"{key}: must be >= {minimum:g}{why}, got {value!r}")
+
+
+def _in(key: str, value: float, lo: float, hi: float) -> None:
+    if not lo <= value <= hi:
+        raise ConfigError(f"{key}: must be in [{lo:g}, {hi:g}], got {value!r}")
+
+
+_SIZE = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*$", re.IGNORECASE)
+
+
+def _size(key: str, value: str) -> None:
+    """A size ``datasets`` understands: ``500MB``, ``1GiB``, ``300KB``."""
+    if not _SIZE.match(str(value)):
+        raise ConfigError(f"{key}: {value!r} is not a size like 500MB or 1GiB")
+
+
 # --------------------------------------------------------------------------- data
 @dataclass
 class SplitConfig:
@@ -43,6 +63,12 @@ class SplitConfig:
     valid_speakers: int = 3
     test_speakers: int = 5
     dev_speakers: int = 4  # disjoint speakers for probes (linear speaker probe, ...)
+
+    def __post_init__(self) -> None:
+        _at_least("data.splits.valid_speakers", self.valid_speakers, 1, " (held-out training losses)")
+        _at_least("data.splits.test_speakers", self.test_speakers, 2,
+                  " (a speaker-verification trial list needs two speakers)")
+        _at_least("data.splits.dev_speakers", self.dev_speakers, 1, " (speaker probes train on them)")
 
 
 @dataclass
@@ -63,6 +89,18 @@ class SyntheticConfig:
     )
     pitch: list[int] = field(default_factory=lambda: [35, 50, 65])  # espeak 0..99
     rate: list[int] = field(default_factory=lambda: [145, 170, 195])  # words per minute
+
+    def __post_init__(self) -> None:
+        _at_least("data.synthetic.n_speakers", self.n_speakers, 1)
+        _at_least("data.synthetic.utterances_per_speaker", self.utterances_per_speaker, 2,
+                  " (target trials pair two utterances of a speaker)")
+        for key, values, lo, hi in (("voices", self.voices, None, None), ("pitch", self.pitch, 0, 99),
+                                    ("rate", self.rate, 80, 450)):
+            if not values or len(set(values)) != len(values):
+                raise ConfigError(f"data.synthetic.{key}: need a list of distinct values, got {values!r}")
+            if lo is not None:
+                for v in values:
+                    _in(f"data.synthetic.{key}", v, lo, hi)
 
 
 @dataclass
@@ -93,6 +131,9 @@ class TrialsConfig:
     voxceleb1_list: Optional[str] = None  # official trial list file; replaces the embedded one
     voxceleb1_audio: Optional[str] = None  # root that the list's wav paths are relative to
 
+    def __post_init__(self) -> None:
+        _at_least("data.trials.per_class", self.per_class, 1)
+
 
 @dataclass
 class QaConfig:
@@ -103,6 +144,10 @@ class QaConfig:
     reasonaqa_train: Optional[str] = None  # real ReasonAQA JSON files replace the embedded set
     reasonaqa_test: Optional[str] = None
     reasonaqa_audio: Optional[str] = None  # audio root for their filepath1/filepath2
+
+    def __post_init__(self) -> None:
+        _at_least("data.qa.train_questions", self.train_questions, 1)
+        _at_least("data.qa.test_questions", self.test_questions, 1)
 
 
 @dataclass
@@ -125,6 +170,9 @@ class DataConfig:
         _positive("data.sample_rate", self.sample_rate)
         if not 0 <= self.min_seconds < self.max_seconds:
             raise ConfigError("data.min_seconds/max_seconds: need 0 <= min_seconds < max_seconds")
+        if not self.silence_dbfs < 0:
+            raise ConfigError(f"data.silence_dbfs: must be < 0 dBFS (full scale is 0), got {self.silence_dbfs}")
+        _size("data.max_shard_size", self.max_shard_size)
         if self.source == "hf" and not self.hf.path:
             raise ConfigError("data.hf.path: required when data.source is 'hf'")
         if self.source == "manifest" and not self.manifest.path:
@@ -156,9 +204,16 @@ class AlignConfig:
     backend: str = "pocketsphinx"
     nemo_model: str = "nvidia/parakeet-ctc-0.6b"  # name or .nemo path, for backend "nemo"
     batch_size: int = 8
+    # text-mismatch check: skip when an unconstrained decode beats the forced alignment by more
+    # than this per frame over the words' frames (align/pocketsphinx.py, align/nemo.py)
+    pocketsphinx_max_gap: float = 4.5  # pocketsphinx acoustic log-score x1000 per frame
+    nemo_max_gap: float = 1.0  # nats per frame (CTC best label vs forced label)
 
     def __post_init__(self) -> None:
         _choice("align.backend", self.backend, ALIGN_BACKENDS)
+        _at_least("align.batch_size", self.batch_size, 1)
+        _positive("align.pocketsphinx_max_gap", self.pocketsphinx_max_gap)
+        _positive("align.nemo_max_gap", self.nemo_max_gap)
 
 
 # --------------------------------------------------------------------------- teachers
@@ -186,9 +241,11 @@ class TeachersConfig:
 
     def __post_init__(self) -> None:
         _positive("teachers.nproc_per_node", self.nproc_per_node)
-        for key, layer in (("wavlm", self.wavlm.layer), ("llm", self.llm.layer)):
-            if layer < 0:
-                raise ConfigError(f"teachers.{key}.layer: must be >= 0, got {layer}")
+        for key, cfg in (("wavlm", self.wavlm), ("llm", self.llm)):
+            _at_least(f"teachers.{key}.layer", cfg.layer, 0)
+            _at_least(f"teachers.{key}.dim", cfg.dim, 1)
+        _positive("teachers.wavlm.batch_seconds", self.wavlm.batch_seconds)
+        _at_least("teachers.llm.batch_size", self.llm.batch_size, 1)
 
 
 # --------------------------------------------------------------------------- codec
@@ -214,6 +271,8 @@ class CodecConfig:
             _positive(f"codec.{key}", getattr(self, key))
         if self.hidden_size % self.attention_heads:
             raise ConfigError("codec.hidden_size: must be divisible by codec.attention_heads")
+        if not self.upsampling_ratios or min(self.upsampling_ratios) < 1:
+            raise ConfigError(f"codec.upsampling_ratios: need ratios >= 1, got {self.upsampling_ratios}")
 
     @property
     def frame_size(self) -> int:
@@ -246,8 +305,9 @@ class CodebooksConfig:
             raise ConfigError(f"codebooks.size: must be a power of 2, got {self.size}")
         if self.semantic < 1 or self.acoustic < 1:
             raise ConfigError("codebooks.semantic/acoustic: need at least one level each")
-        if self.dropout_ramp_steps < 0:
-            raise ConfigError("codebooks.dropout_ramp_steps: must be >= 0")
+        _at_least("codebooks.dropout_ramp_steps", self.dropout_ramp_steps, 0)
+        _at_least("codebooks.kmeans_iters", self.kmeans_iters, 1)
+        _at_least("codebooks.dead_code_ratio", self.dead_code_ratio, 0, " (0 disables dead-code re-init)")
 
     @property
     def n_levels(self) -> int:
@@ -321,8 +381,23 @@ class TrainConfig:
         for key in ("steps", "batch_size", "segment_seconds", "lr", "log_every",
                     "checkpoint_every", "devices", "num_nodes"):
             _positive(f"train.{key}", getattr(self, key))
-        if len(self.mel.windows) != len(self.mel.n_mels):
+        if len(self.mel.windows) != len(self.mel.n_mels) or not self.mel.windows:
             raise ConfigError("train.mel.windows/n_mels: need one n_mels per window")
+        for key in ("windows", "n_mels"):
+            _at_least(f"train.mel.{key}", min(getattr(self.mel, key)), 1)
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ConfigError(f"train.betas: need two values in [0, 1) (Adam's), got {self.betas}")
+        _at_least("train.grad_clip", self.grad_clip, 0, " (0 disables clipping)")
+        _at_least("train.adversarial_start", self.adversarial_start, 0)
+        _at_least("train.num_workers", self.num_workers, 0)
+        _at_least("train.eval_utterances", self.eval_utterances, 1)
+        for key, weight in self.lambdas.items():
+            _at_least(f"train.lambdas.{key}", weight, 0, " (0 disables the loss)")
+        d = self.discriminator
+        _at_least("train.discriminator.filters", d.filters, 1)
+        _positive("train.discriminator.lr", d.lr)
+        if not d.n_ffts or min(d.n_ffts) < 16:
+            raise ConfigError(f"train.discriminator.n_ffts: need FFT sizes >= 16, got {d.n_ffts}")
         _choice("train.accelerator", self.accelerator, ("auto", "cpu", "gpu"))
         _choice("train.precision", self.precision, ("auto", "32-true", "bf16-mixed", "16-mixed"))
 
@@ -352,7 +427,7 @@ class EvalWerConfig:
         _choice("eval.wer.pocketsphinx_lm", self.pocketsphinx_lm, ("corpus", "bundled"))
         if self.backend != "pocketsphinx" and not self.model:
             raise ConfigError(f"eval.wer.model: required for backend {self.backend!r} (a name or path)")
-        _positive("eval.wer.batch_size", self.batch_size)
+        _at_least("eval.wer.batch_size", self.batch_size, 1)
         if self.max_utterances < 0:
             raise ConfigError("eval.wer.max_utterances: must be >= 0 (0 = all)")
 
@@ -381,6 +456,7 @@ class EvalSwapConfig:
 
     def __post_init__(self) -> None:
         _positive("eval.swap.pairs", self.pairs)
+        _at_least("eval.swap.save_wavs", self.save_wavs, 0)
         if self.content_levels not in (1, 2):
             raise ConfigError(f"eval.swap.content_levels: 1 (CB0) or 2 (CB0+1), got {self.content_levels}")
         _choice("eval.swap.speaker_backend", self.speaker_backend, SPEAKER_BACKENDS)
@@ -452,6 +528,7 @@ def check_frame_contract(codec: CodecConfig, sample_rate: int) -> None:
 class Params:
     scale: str = "embedded"  # recorded in every metrics file: which scale made the numbers
     seed: int = 1234
+    cpu_threads: int = 2  # torch CPU threads of every stage: float results depend on it
     data: DataConfig = field(default_factory=DataConfig)
     align: AlignConfig = field(default_factory=AlignConfig)
     teachers: TeachersConfig = field(default_factory=TeachersConfig)
@@ -462,6 +539,8 @@ class Params:
 
     def __post_init__(self) -> None:
         _choice("scale", self.scale, SCALES)
+        _at_least("seed", self.seed, 0)
+        _at_least("cpu_threads", self.cpu_threads, 1)
         check_frame_contract(self.codec, self.data.sample_rate)
 
     @property

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -15,9 +15,23 @@ OOV = "oov"
 ALIGN_FAILED = "align_failed"
 NO_TIMINGS = "no_timings"
 WORD_MISMATCH = "word_mismatch"
+TEXT_MISMATCH = "text_mismatch"  # aligned, but the audio does not say these words
 
 Times = list[tuple[float, float]]  # one (start, end) in seconds per word
-Outcome = Times | Skip  # what an aligner gives per item
+
+
+@dataclass(frozen=True)
+class Aligned:
+    """Word times and the aligner's confidence check: ``gap`` is the mean per-frame score by
+    which an unconstrained decode beats the forced alignment over the words' frames (None
+    where the backend has no such check); above the backend's threshold the transcript is
+    taken not to match the audio (``text_mismatch``)."""
+
+    times: Times
+    gap: Optional[float] = None
+
+
+Outcome = Aligned | Skip  # what an aligner gives per item
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,10 @@
 """CTC forced alignment with any NeMo CTC or hybrid CTC model (``align.nemo_model``: a name or
 a ``.nemo`` path): the model's CTC log-probabilities, Viterbi with
-``torchaudio.functional.forced_align``."""
+``torchaudio.functional.forced_align``.
+
+Confidence check: over the frames of the aligned words, the mean of (best label's log-prob -
+the forced path's log-prob), in nats per frame. Near 0 when the model hears the transcript;
+above ``align.nemo_max_gap`` the utterance is skipped as ``text_mismatch``."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from semantic_bridge.base.device import default_device
 from semantic_bridge.base.errors import Skip
 from semantic_bridge.models.nemo import NemoModel
 
-from .common import ALIGN_FAILED, OOV, Item, Outcome
+from .common import ALIGN_FAILED, OOV, TEXT_MISMATCH, Aligned, Item, Outcome
 
 
 class NemoAligner:
@@ -20,13 +24,14 @@ class NemoAligner:
 
     name = "nemo"
 
-    def __init__(self, model: str, batch_size: int) -> None:
+    def __init__(self, model: str, batch_size: int, max_gap: float) -> None:
         from nemo.collections.asr.models import ASRModel
 
         self.device = default_device()
         self._loaded = NemoModel(model, ASRModel, self.device, "align.nemo_model")
         self.model = self._loaded.model
         self.batch_size = batch_size
+        self.max_gap = max_gap
         self.ctc = getattr(self.model, "ctc_decoder", None) or self.model.decoder
         self.vocabulary = list(self.ctc.vocabulary)
         self.blank = len(self.vocabulary)  # NeMo puts the CTC blank last
@@ -89,5 +94,14 @@ class NemoAligner:
             if len(spans) != len(ids):
                 results.append(Skip(ALIGN_FAILED, f"{len(spans)} token spans for {len(ids)} tokens"))
                 continue
-            results.append([(spans[a].start * stride, spans[z].end * stride) for a, z in ranges])
+            frames_lp = log_probs[i, :frames]
+            in_words = torch.zeros(frames, dtype=torch.bool)
+            for a, z in ranges:
+                in_words[spans[a].start : spans[z].end] = True
+            gap = float((frames_lp.max(-1).values - scores[0])[in_words].mean())
+            if gap > self.max_gap:
+                results.append(Skip(TEXT_MISMATCH, f"best labels beat the forced path by {gap:.2f} "
+                                                   f"nats per frame (> align.nemo_max_gap {self.max_gap})"))
+                continue
+            results.append(Aligned([(spans[a].start * stride, spans[z].end * stride) for a, z in ranges], gap))
         return results

@@ -32,7 +32,7 @@ from semantic_bridge.base.progress import Progress
 from semantic_bridge.base.words import normalize, transcript_words
 from semantic_bridge.config import AlignConfig
 
-from .common import NO_TIMINGS, NO_WORDS, WORD_MISMATCH, Item, Outcome, Times
+from .common import NO_TIMINGS, NO_WORDS, TEXT_MISMATCH, WORD_MISMATCH, Aligned, Item, Outcome, Times
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,19 @@ class AlignResult:
     skipped: dict[str, dict[str, int]] = field(default_factory=dict)
     errors: BoundaryErrors = field(default_factory=BoundaryErrors)
     truth_mismatch: int = 0  # ground truth present but for other words: not scored
+    gaps: list[float] = field(default_factory=list)  # confidence-check gap of every aligned row
+
+    def confidence(self, cfg: AlignConfig) -> Optional[dict[str, Any]]:
+        """The text-mismatch check: its threshold, the rate it rejected, the accepted gaps."""
+        if cfg.backend == "given":
+            return None
+        rejected = sum(v.get(TEXT_MISMATCH, 0) for v in self.skipped.values())
+        tried = rejected + len(self.gaps)
+        gaps = np.array(self.gaps) if self.gaps else np.zeros(1)
+        return {"max_gap": cfg.pocketsphinx_max_gap if cfg.backend == "pocketsphinx" else cfg.nemo_max_gap,
+                "text_mismatch_rate": rejected / tried if tried else 0.0,
+                "accepted_gap": {"p50": float(np.percentile(gaps, 50)), "p90": float(np.percentile(gaps, 90)),
+                                 "max": float(gaps.max())}}
 
     def metrics(self, scale: str, cfg: AlignConfig) -> dict[str, Any]:
         return {
@@ -85,6 +98,7 @@ class AlignResult:
             "skipped_total": sum(sum(v.values()) for v in self.skipped.values()),
             "boundary_error": self.errors.summary(),
             "truth_mismatch": self.truth_mismatch,
+            "confidence_check": self.confidence(cfg),
         }
 
 
@@ -106,7 +120,7 @@ class GivenAligner:
             return Skip(NO_TIMINGS, "the corpus has no word timings")
         if not _truth_matches(item.truth, item.words):
             return Skip(WORD_MISMATCH, "corpus timings are for other words")
-        return [(w["start"], w["end"]) for w in item.truth]
+        return Aligned([(w["start"], w["end"]) for w in item.truth])
 
     def close(self) -> None:
         pass
@@ -117,11 +131,11 @@ def make_aligner(cfg: AlignConfig):
     if cfg.backend == "pocketsphinx":
         from .pocketsphinx import PocketsphinxAligner
 
-        return PocketsphinxAligner(workers=cpu_count())
+        return PocketsphinxAligner(cpu_count(), cfg.pocketsphinx_max_gap)
     if cfg.backend == "nemo":
         from .nemo import NemoAligner
 
-        return NemoAligner(cfg.nemo_model, cfg.batch_size)
+        return NemoAligner(cfg.nemo_model, cfg.batch_size, cfg.nemo_max_gap)
     return GivenAligner()
 
 
@@ -139,16 +153,18 @@ def _align_rows(aligner, rows: list[dict[str, Any]], result: AlignResult, counts
             counts[outcome.reason] += 1
             log.warning("skip %s: %s", row["id"], outcome)
             continue
+        if outcome.gap is not None:
+            result.gaps.append(outcome.gap)
         truth = row["words"]
         if _truth_matches(truth, words[i]):
-            result.errors.add(outcome, truth)
+            result.errors.add(outcome.times, truth)
         elif truth:
             result.truth_mismatch += 1
         yield {
             "id": row["id"],
             "text": row["text"],
             "n_frames": n_frames(len(row["audio"]), row["sample_rate"]),
-            "words": [{"word": s.word, "start": a, "end": b} for s, (a, b) in zip(spans[i], outcome)],
+            "words": [{"word": s.word, "start": a, "end": b} for s, (a, b) in zip(spans[i], outcome.times)],
             "backend": aligner.name,
         }
 

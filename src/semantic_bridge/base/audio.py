@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import soundfile as sf
@@ -45,16 +46,23 @@ class Standardized:
         return len(self.audio) / self.sample_rate
 
 
-def read_audio(source: str | Path | bytes) -> tuple[np.ndarray, int]:
+def read_audio(source: str | Path | bytes, max_seconds: Optional[float] = None) -> tuple[np.ndarray, int]:
     """Read a file (or its bytes) as ``float32 [channels, N]`` and its rate.
 
-    Raises ``Skip(UNREADABLE)`` for anything libsndfile cannot decode.
+    Raises ``Skip(UNREADABLE)`` for anything libsndfile cannot decode, and ``Skip(TOO_LONG)``
+    when the header says it is longer than ``max_seconds`` -- before decoding it.
     """
+    name = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
+    handle = (lambda: io.BytesIO(source)) if isinstance(source, (bytes, bytearray)) else (lambda: source)
     try:
-        handle = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
-        data, rate = sf.read(handle, dtype="float32", always_2d=True)
+        if max_seconds is not None:
+            info = sf.info(handle())
+            if info.frames > max_seconds * info.samplerate:
+                raise Skip(TOO_LONG, f"{name}: {info.frames / info.samplerate:.1f} s > {max_seconds} s")
+        data, rate = sf.read(handle(), dtype="float32", always_2d=True)
+    except Skip:
+        raise
     except Exception as err:  # soundfile raises LibsndfileError, RuntimeError, OSError...
-        name = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
         raise Skip(UNREADABLE, f"{name}: {err}") from None
     return np.ascontiguousarray(data.T), int(rate)
 

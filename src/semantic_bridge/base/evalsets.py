@@ -5,6 +5,7 @@ the embedded trial list."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Optional
@@ -50,9 +51,10 @@ def utterance_path(utt_id: str) -> str:
 
 
 def make_trials(utterances: list[tuple[str, str]], per_class: int, seed: int) -> list[Trial]:
-    """A balanced trial list over ``(utt_id, speaker)`` pairs: ``per_class`` target trials
-    (same speaker, two different utterances) and as many non-target trials (different
-    speakers), each unordered pair at most once; fewer if the speakers cannot give them."""
+    """A trial list over ``(utt_id, speaker)`` pairs: up to ``per_class`` target trials (same
+    speaker, two different utterances) and up to ``per_class`` non-target trials (different
+    speakers), each unordered pair at most once. A class gets fewer when fewer such pairs
+    exist (``trial_counts`` says how many do): unbalanced speakers never make it loop."""
     rng = np.random.default_rng(seed)
     ids = sorted(utterances)
     by_spk: dict[str, list[str]] = {}
@@ -61,15 +63,18 @@ def make_trials(utterances: list[tuple[str, str]], per_class: int, seed: int) ->
     if len(by_spk) < 2:
         raise DataError(f"trial list needs at least 2 speakers, got {len(by_spk)}")
     targets = [(a, b) for us in by_spk.values() for i, a in enumerate(us) for b in us[i + 1 :]]
-    n = min(per_class, len(targets))
-    target_pairs = [targets[i] for i in rng.choice(len(targets), size=n, replace=False)]
-    # non-targets: sample pairs until n distinct ones (the pool is large; no full enumeration)
-    speaker_of = dict(ids)
-    all_ids = [uid for uid, _ in ids]
-    n_cross = len(all_ids) ** 2 // 2 - len(targets)
-    n = min(n, max(n_cross, 0))
+    chosen = rng.choice(len(targets), size=min(per_class, len(targets)), replace=False)
+    target_pairs = [targets[i] for i in chosen]
+    n_non = trial_counts(utterances)[1]
+    want = min(per_class, n_non)
     nontarget: dict[tuple[str, str], None] = {}
-    while len(nontarget) < n:
+    all_ids = [uid for uid, _ in ids]
+    speaker_of = dict(ids)
+    if want > n_non // 2:  # a dense draw: enumerate the pairs, sample without replacement
+        pool = [(a, b) for i, a in enumerate(all_ids) for b in all_ids[i + 1:]
+                if speaker_of[a] != speaker_of[b]]
+        nontarget = dict.fromkeys(pool[i] for i in rng.choice(len(pool), size=want, replace=False))
+    while len(nontarget) < want:  # sparse: rejection sampling ends fast (most draws are new)
         a, b = (all_ids[i] for i in rng.choice(len(all_ids), size=2, replace=False))
         if speaker_of[a] != speaker_of[b]:
             nontarget.setdefault((min(a, b), max(a, b)), None)
@@ -77,6 +82,14 @@ def make_trials(utterances: list[tuple[str, str]], per_class: int, seed: int) ->
     trials += [Trial(0, utterance_path(a), utterance_path(b)) for a, b in nontarget]
     order = rng.permutation(len(trials))
     return [trials[i] for i in order]
+
+
+def trial_counts(utterances: list[tuple[str, str]]) -> tuple[int, int]:
+    """(target, non-target) unordered pairs that exist among ``(utt_id, speaker)`` pairs."""
+    sizes = np.array(list(Counter(spk for _, spk in set(utterances)).values()), dtype=np.int64)
+    n = int(sizes.sum())
+    same = int((sizes * (sizes - 1) // 2).sum())
+    return same, n * (n - 1) // 2 - same
 
 
 # --------------------------------------------------------------------------- audio QA

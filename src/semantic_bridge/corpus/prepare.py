@@ -27,14 +27,15 @@ from semantic_bridge.base import audio as A
 from semantic_bridge.base import schemas
 from semantic_bridge.base.errors import DataError, Skip
 from semantic_bridge.base.evalsets import (
-    QaItem, make_trials, read_reasonaqa, read_trials, resolve_audio, write_reasonaqa, write_trials,
+    QaItem, make_trials, read_reasonaqa, trial_counts, read_trials, resolve_audio, write_reasonaqa, write_trials,
 )
 from semantic_bridge.base.files import staged_output
 from semantic_bridge.base.progress import track
 from semantic_bridge.base.shards import ShardedWriter, load_split, write_split_index
 from semantic_bridge.config import DataConfig
 from semantic_bridge.corpus.qa import SpeechClip, plan_questions, render_clips
-from semantic_bridge.corpus.sources import SPLITS, SyntheticSource, assign_speaker_splits, make_source
+from semantic_bridge.corpus.sources import (SPLITS, SyntheticSource, assign_speaker_splits,
+                                            check_split_plan, make_source)
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ def _write_corpus(d: DataConfig, seed: int, out: Path
                   ) -> tuple[dict[str, SplitStats], dict[str, list[SpeechClip]]]:
     source = make_source(d, seed)
     split_of = assign_speaker_splits(source.speaker_names(), d.splits, seed)
+    check_split_plan(source.utterances_per_speaker(), split_of, need_trials=not d.trials.voxceleb1_list)
     gender_of = {s.name: s.gender for s in source.speakers} if isinstance(source, SyntheticSource) else {}
     stats = {s: SplitStats() for s in (*SPLITS, UNASSIGNED)}
     clips: dict[str, list[SpeechClip]] = defaultdict(list)
@@ -147,14 +149,10 @@ class _AudioById:
         return self.ds[self.index[uid]]["audio"]
 
 
-def _load_files(
-    paths: Iterable[str],
-    root: str,
-    standardize: Callable[[np.ndarray, int], A.Standardized],
-    key: str,
-    skipped: Counter,
-) -> Iterator[dict]:
+def _load_files(paths: Iterable[str], root: str, d: DataConfig, key: str, skipped: Counter
+                ) -> Iterator[dict]:
     """Rows ``{key: path, audio}`` for files under ``root``; missing/bad files are counted."""
+    standardize = _standardizer(d)
     for rel in paths:
         found = resolve_audio(root, rel)
         if found is None:
@@ -162,7 +160,7 @@ def _load_files(
             log.warning("skip %s (missing under %s)", rel, root)
             continue
         try:
-            yield {key: rel, "audio": standardize(*A.read_audio(found)).audio}
+            yield {key: rel, "audio": standardize(*A.read_audio(found, d.max_seconds)).audio}
         except Skip as err:
             skipped[err.reason] += 1
             log.warning("skip %s (%s)", rel, err)
@@ -170,21 +168,28 @@ def _load_files(
 
 def _write_trials(d: DataConfig, seed: int, out: Path, clips: dict[str, list[SpeechClip]]) -> dict:
     t = d.trials
-    standardize = _standardizer(d)
     skipped: Counter = Counter()
+    extra: dict = {}
     if t.voxceleb1_list:
         trials = read_trials(t.voxceleb1_list)
         paths = sorted({p for tr in trials for p in (tr.path1, tr.path2)})
         with ShardedWriter(out / "trial_audio", schemas.TRIAL_AUDIO, d.max_shard_size) as w:
             kept = set()
-            for row in _load_files(paths, t.voxceleb1_audio or "", standardize, "path", skipped):
+            for row in _load_files(paths, t.voxceleb1_audio or "", d, "path", skipped):
                 w.write(row)
                 kept.add(row["path"])
         dropped = sum(1 for tr in trials if tr.path1 not in kept or tr.path2 not in kept)
         trials = [tr for tr in trials if tr.path1 in kept and tr.path2 in kept]
         origin = str(t.voxceleb1_list)
     else:
-        trials = make_trials([(c.id, c.speaker) for c in clips["test"]], t.per_class, seed)
+        utterances = [(c.id, c.speaker) for c in clips["test"]]
+        n_target, n_non = trial_counts(utterances)
+        if min(n_target, n_non) < t.per_class:
+            log.warning("data.trials.per_class %d: the test split has only %d target and %d "
+                        "non-target pairs; the list is capped to them", t.per_class, n_target, n_non)
+        extra = {"per_class_requested": t.per_class,
+                 "pairs_available": {"target": n_target, "nontarget": n_non}}
+        trials = make_trials(utterances, t.per_class, seed)
         get = _AudioById(out / "corpus" / "test")
         needed = sorted({p for tr in trials for p in (tr.path1, tr.path2)})
         with ShardedWriter(out / "trial_audio", schemas.TRIAL_AUDIO, d.max_shard_size) as w:
@@ -192,10 +197,14 @@ def _write_trials(d: DataConfig, seed: int, out: Path, clips: dict[str, list[Spe
                 w.write({"path": path, "audio": get(path.removesuffix(".wav"))})
         dropped = 0
         origin = "embedded:test"
-    if not trials:
-        raise DataError(f"trial list {origin}: no trial left with readable audio")
+    labels = {tr.label for tr in trials}
+    if labels != {0, 1}:
+        what = "no trial" if not trials else "no " + ("target" if 1 not in labels else "non-target") + " trial"
+        raise DataError(f"trial list {origin}: {what} left with readable audio "
+                        f"({dropped} dropped for missing or unreadable audio)")
     write_trials(out / "trials.txt", trials)
     return {
+        **extra,
         "list": origin,
         "target": sum(tr.label for tr in trials),
         "nontarget": sum(1 - tr.label for tr in trials),
@@ -214,7 +223,7 @@ def _write_qa(d: DataConfig, seed: int, out: Path, clips: dict[str, list[SpeechC
             loaded = {"train": read_reasonaqa(q.reasonaqa_train), "test": read_reasonaqa(q.reasonaqa_test or "")}
             paths = sorted({p for its in loaded.values() for it in its for p in (it.filepath1, it.filepath2) if p})
             kept = set()
-            for row in _load_files(paths, q.reasonaqa_audio or "", _standardizer(d), "filepath", skipped):
+            for row in _load_files(paths, q.reasonaqa_audio or "", d, "filepath", skipped):
                 w.write(row)
                 kept.add(row["filepath"])
             for split, its in loaded.items():

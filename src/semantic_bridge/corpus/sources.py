@@ -6,6 +6,7 @@ rows with a reason; ``prepare`` standardises, splits and writes them.
 from __future__ import annotations
 
 import csv
+from collections import Counter
 import itertools
 import json
 import os
@@ -36,6 +37,21 @@ class Utterance:
 
 
 Row = Union[Utterance, Skip]  # a usable row, or a counted skip (with its id and speaker)
+
+
+def check_split_plan(counts: Counter, split_of: dict[str, str], need_trials: bool) -> None:
+    """From metadata alone, before any audio is decoded: every split has speakers, and the test
+    split can give a trial list (two speakers, one with two utterances) when ``need_trials``."""
+    per_split: dict[str, list[int]] = {s: [] for s in SPLITS}
+    for spk, split in split_of.items():
+        per_split[split].append(counts.get(spk, 0))
+    for split, sizes in per_split.items():
+        if not sum(sizes):
+            raise DataError(f"data.splits: the {split} split gets no utterance")
+    test = per_split["test"]
+    if need_trials and max(test) < 2:
+        raise DataError(f"data.splits: the {len(test)} test speakers have one utterance each: "
+                        "no same-speaker trial is possible (more test speakers or utterances needed)")
 
 
 def assign_speaker_splits(speakers: list[str], cfg: SplitConfig, seed: int) -> dict[str, str]:
@@ -104,6 +120,9 @@ class SyntheticSource:
     def __len__(self) -> int:
         return len(self.speakers) * self.per_speaker
 
+    def utterances_per_speaker(self) -> Counter:
+        return Counter({spk.name: self.per_speaker for spk in self.speakers})
+
     def rows(self) -> Iterator[Row]:
         meta = [(spk, j, self.sentences[si * self.per_speaker + j])
                 for si, spk in enumerate(self.speakers) for j in range(self.per_speaker)]
@@ -132,7 +151,7 @@ class HfSource:
         import datasets
 
         h = cfg.hf
-        self.cfg = h
+        self.cfg, self.max_seconds = h, cfg.max_seconds
         path = Path(h.path or "")
         saved = any((path / f).is_file() for f in ("state.json", "dataset_dict.json"))
         try:
@@ -157,34 +176,49 @@ class HfSource:
         self.ds = ds
 
     def speaker_names(self) -> list[str]:
-        return [str(s) for s in self.ds.unique(self.cfg.speaker_column) if s is not None and str(s) != ""]
+        return [str(s) for s in self.ds.unique(self.cfg.speaker_column) if _present(s)]
 
     def __len__(self) -> int:
         return len(self.ds)
 
+    def utterances_per_speaker(self) -> Counter:
+        return Counter(str(s) for s in self.ds[self.cfg.speaker_column] if _present(s))
+
     def rows(self) -> Iterator[Row]:
         h = self.cfg
         for i, row in enumerate(self.ds):
-            uid = str(row[h.id_column]) if h.id_column else f"{i:08d}"
-            speaker = row[h.speaker_column]
-            text = row[h.text_column]
-            if speaker is None or str(speaker) == "":
+            uid = str(row[h.id_column]) if h.id_column and _present(row[h.id_column]) else f"{i:08d}"
+            speaker, text = row[h.speaker_column], _text(row[h.text_column])
+            if not _present(speaker):
                 yield Skip(NO_SPEAKER, id=uid)
                 continue
-            if not isinstance(text, str) or not text.strip():
+            if text is None:
                 yield Skip(NO_TEXT, id=uid, speaker=str(speaker))
                 continue
-            yield Utterance(uid, str(speaker), text.strip(), load=lambda a=row[h.audio_column]: _hf_audio(a))
+            yield Utterance(uid, str(speaker), text,
+                            load=lambda a=row[h.audio_column]: _hf_audio(a, self.max_seconds))
 
 
-def _hf_audio(value) -> tuple[np.ndarray, int]:
+def _present(value) -> bool:
+    """A cell that holds something: 0 is a valid speaker or id, None and "" are not."""
+    return value is not None and str(value).strip() != ""
+
+
+def _text(value) -> Optional[str]:
+    """A transcript: a non-empty string, or a number written as one ("12345")."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _hf_audio(value, max_seconds: float) -> tuple[np.ndarray, int]:
     """Audio from an ``Audio(decode=False)`` cell ({bytes, path}) or an {array, sampling_rate} dict."""
     if isinstance(value, dict) and value.get("array") is not None:
         return np.asarray(value["array"], dtype=np.float32), int(value["sampling_rate"])
     if isinstance(value, dict) and value.get("bytes"):
-        return read_audio(value["bytes"])
+        return read_audio(value["bytes"], max_seconds)
     if isinstance(value, dict) and value.get("path"):
-        return read_audio(value["path"])
+        return read_audio(value["path"], max_seconds)
     raise Skip(UNREADABLE, "audio cell has neither bytes, path nor array")
 
 
@@ -197,13 +231,14 @@ class ManifestSource:
 
     def __init__(self, cfg: DataConfig) -> None:
         self.path = Path(cfg.manifest.path or "")
+        self.max_seconds = cfg.max_seconds
         if not self.path.is_file():
             raise DataError(f"data.manifest.path: file not found: {self.path}")
         self.entries: list[tuple[int, Optional[dict]]] = list(self._read())
 
     def _read(self) -> Iterator[tuple[int, Optional[dict]]]:
         suffix = self.path.suffix.lower()
-        with self.path.open(newline="", encoding="utf-8") as f:
+        with self.path.open(newline="", encoding="utf-8-sig") as f:  # a UTF-8 BOM is not data
             if suffix == ".csv":
                 reader = csv.DictReader(f)
                 missing = [c for c in self.REQUIRED if c not in (reader.fieldnames or [])]
@@ -224,28 +259,32 @@ class ManifestSource:
                 raise DataError(f"data.manifest.path: {self.path} must end in .jsonl or .csv")
 
     def speaker_names(self) -> list[str]:
-        return [str(r["speaker"]) for _, r in self.entries if r and r.get("speaker")]
+        return [str(r["speaker"]) for _, r in self.entries if r and _present(r.get("speaker"))]
 
     def __len__(self) -> int:
         return len(self.entries)
 
+    def utterances_per_speaker(self) -> Counter:
+        return Counter(self.speaker_names())
+
     def rows(self) -> Iterator[Row]:
         root = self.path.parent
         for line, row in self.entries:
-            uid = str((row or {}).get("id") or f"{self.path.stem}-{line:06d}")
-            if row is None or not row.get("audio"):
+            uid = str(row["id"]) if row and _present(row.get("id")) else f"{self.path.stem}-{line:06d}"
+            if row is None or not _present(row.get("audio")):
                 yield Skip(BAD_ROW, f"{self.path}:{line}", id=uid, speaker=(row or {}).get("speaker"))
                 continue
-            if not row.get("speaker"):
+            if not _present(row.get("speaker")):
                 yield Skip(NO_SPEAKER, f"{self.path}:{line}", id=uid)
                 continue
-            text = row.get("text")
-            if not isinstance(text, str) or not text.strip():
+            text = _text(row.get("text"))
+            if text is None:
                 yield Skip(NO_TEXT, f"{self.path}:{line}", id=uid, speaker=str(row["speaker"]))
                 continue
-            audio_path = Path(row["audio"])
+            audio_path = Path(str(row["audio"]))
             audio_path = audio_path if audio_path.is_absolute() else root / audio_path
-            yield Utterance(uid, str(row["speaker"]), text.strip(), load=lambda p=audio_path: read_audio(p))
+            yield Utterance(uid, str(row["speaker"]), text,
+                            load=lambda p=audio_path: read_audio(p, self.max_seconds))
 
 
 def make_source(cfg: DataConfig, seed: int) -> Union[SyntheticSource, HfSource, ManifestSource]:

@@ -29,6 +29,12 @@ def normalize(text: str) -> str:
     return english_normalizer()(text)
 
 
+def has_words(text: str) -> bool:
+    """Whether ``text`` keeps any word after normalisation ("Um, uh, hmm." keeps none: WER is
+    undefined for it, so evaluations skip and count such references)."""
+    return bool(normalize(text).strip())
+
+
 @dataclass
 class ErrorRates:
     """Corpus-level rates over all utterances (errors / reference length, jiwer)."""
@@ -46,8 +52,9 @@ class ErrorRates:
 def error_rates(references: list[str], hypotheses: list[str]) -> ErrorRates:
     """WER and CER of ``hypotheses`` against ``references``, both normalised first.
 
-    References that normalise to nothing are an error (WER is undefined for them); an empty
-    hypothesis is fine (all its reference words are deletions)."""
+    References that normalise to nothing are an error (WER is undefined for them: callers skip
+    them first, see ``has_words``); an empty hypothesis is fine (all its reference words are
+    deletions)."""
     import jiwer
 
     if len(references) != len(hypotheses):

@@ -29,7 +29,7 @@ from ..base.progress import Progress, track
 from ..config import EvalReasoningConfig
 from .common import header
 from .encoders import make_encoder
-from .metrics import normalize
+from .metrics import has_words, normalize
 
 log = logging.getLogger(__name__)
 IGNORE = -100
@@ -167,30 +167,44 @@ def run_reasoning(cfg: EvalReasoningConfig, scale: str, seed: int, sample_rate: 
     progress.close()
     mapper.eval()
 
+    scored = [ex for ex in test if has_words(ex.item.answer)]  # exact match needs a word
+    if len(scored) < len(test):
+        log.warning("%d test questions have no answer word after normalisation: skipped",
+                    len(test) - len(scored))
+    if not scored:
+        raise DataError(f"{prepared / 'qa' / 'test.json'}: no test answer has a word to match")
+    correct, total = answer_accuracy(model, tok, scored, cfg)
+    write_text(loss_plot, "step\tloss\n" + "".join(f"{i}\t{v:.6f}\n" for i, v in enumerate(curve, 1)))
+    per_type = {t: {"accuracy": correct[t] / total[t], "questions": total[t]} for t in sorted(total)}
+    # chance-free reference: always answering the most frequent training answer of the type
+    majority = _majority_accuracy(train_items, [ex.item for ex in scored])
+    return {**header(scale, encoder={"name": encoder_name, "model": model_path, "dim": dim_in},
+                     lm=cfg.lm),
+            "hyperparameters": {"steps": cfg.steps, "batch_size": cfg.batch_size, "lr": cfg.lr,
+                                "max_audio_sec": cfg.max_audio_sec},
+            "questions": {"train": len(train_items), "test": len(scored)},
+            "skipped": {"empty_answer": len(test) - len(scored)},
+            "final_train_loss": float(np.mean(curve[-10:])),
+            "accuracy": sum(correct.values()) / sum(total.values()),
+            "per_type": per_type,
+            "majority_baseline": majority}
+
+
+def answer_accuracy(model: QaModel, tok, examples: list[Example], cfg: EvalReasoningConfig
+                    ) -> tuple[Counter, Counter]:
+    """(correct, total) per question type: normalised exact match of the greedy answer."""
     eos = tok.eos_token_id
     pad = tok.pad_token_id if tok.pad_token_id is not None else eos
     correct: Counter = Counter()
     total: Counter = Counter()
-    for b in range(0, len(test), cfg.batch_size):
-        chunk = test[b : b + cfg.batch_size]
+    for b in range(0, len(examples), cfg.batch_size):
+        chunk = examples[b : b + cfg.batch_size]
         for ex, ids in zip(chunk, model.answer(chunk, cfg.max_answer_tokens, eos, pad), strict=True):
             ids = ids[: ids.index(eos)] if eos in ids else ids
             guess = normalize(tok.decode(ids, skip_special_tokens=True))
             total[ex.item.taskname] += 1
             correct[ex.item.taskname] += int(guess == normalize(ex.item.answer))
-    write_text(loss_plot, "step\tloss\n" + "".join(f"{i}\t{v:.6f}\n" for i, v in enumerate(curve, 1)))
-    per_type = {t: {"accuracy": correct[t] / total[t], "questions": total[t]} for t in sorted(total)}
-    # chance-free reference: always answering the most frequent training answer of the type
-    majority = _majority_accuracy(train_items, test_items)
-    return {**header(scale, encoder={"name": encoder_name, "model": model_path, "dim": dim_in},
-                     lm=cfg.lm),
-            "hyperparameters": {"steps": cfg.steps, "batch_size": cfg.batch_size, "lr": cfg.lr,
-                                "max_audio_sec": cfg.max_audio_sec},
-            "questions": {"train": len(train_items), "test": len(test_items)},
-            "final_train_loss": float(np.mean(curve[-10:])),
-            "accuracy": sum(correct.values()) / sum(total.values()),
-            "per_type": per_type,
-            "majority_baseline": majority}
+    return correct, total
 
 
 def _majority_accuracy(train: list[QaItem], test: list[QaItem]) -> float:

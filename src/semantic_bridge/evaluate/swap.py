@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -16,18 +16,21 @@ from ..base.files import staged_output, write_text, write_wav
 from ..config import EvalSwapConfig, EvalWerConfig
 from .asr import make_recognizer
 from .common import as_batch, header, iter_split, load_codec
-from .metrics import cosine_scores, error_rates
+from .metrics import cosine_scores, error_rates, has_words
 from .speaker import make_speaker_model
 
 log = logging.getLogger(__name__)
 
 
-def pick_pairs(speakers: list[str], n: int, seed: int) -> list[tuple[int, int]]:
+def pick_pairs(speakers: list[str], n: int, seed: int,
+               scorable: Optional[list[bool]] = None) -> list[tuple[int, int]]:
     """``n`` distinct ordered pairs (a, b) of row indices whose speakers differ (fewer when the
-    split has fewer); a pure function of the seed."""
+    split has fewer); a pure function of the seed. Only rows with ``scorable[a]`` can be A (the
+    swap is scored against A's transcript)."""
     rng = np.random.default_rng(seed)
+    ok = scorable or [True] * len(speakers)
     candidates = [(a, b) for a in range(len(speakers)) for b in range(len(speakers))
-                  if speakers[a] != speakers[b]]
+                  if speakers[a] != speakers[b] and ok[a]]
     if not candidates:
         raise DataError("voice swap needs utterances by at least 2 speakers in the test split")
     chosen = rng.choice(len(candidates), size=min(n, len(candidates)), replace=False)
@@ -40,8 +43,12 @@ def run_swap(cfg: EvalSwapConfig, wer: EvalWerConfig, scale: str, seed: int, cor
     codec = loaded.codec
     dev = next(codec.parameters()).device
     # metadata first; audio only for the utterances the pairs use
-    meta = list(iter_split(corpus, "test", ["speaker"]))
-    pairs = pick_pairs([m["speaker"] for m in meta], cfg.pairs, seed)
+    meta = list(iter_split(corpus, "test", ["speaker", "text"]))
+    scorable = [has_words(m["text"]) for m in meta]
+    if not all(scorable):
+        log.warning("%d test utterances have no word after normalisation: never used as A",
+                    scorable.count(False))
+    pairs = pick_pairs([m["speaker"] for m in meta], cfg.pairs, seed, scorable)
     needed = sorted({i for p in pairs for i in p})
     rows = {}
     for i, row in enumerate(iter_split(corpus, "test", ["id", "speaker", "text", "audio", "sample_rate"])):
@@ -80,7 +87,8 @@ def run_swap(cfg: EvalSwapConfig, wer: EvalWerConfig, scale: str, seed: int, cor
     log.info("swap: WER vs A %.3f; similarity to A %.3f, to B %.3f", rates.wer, sims_a.mean(), sims_b.mean())
     return {**header(scale, codec=loaded.info(), asr={"backend": asr.name, "model": asr.model},
                      speaker={"backend": speaker.name, "model": speaker.model}),
-            "pairs": len(pairs), "content_levels": cfg.content_levels,
+            "pairs": len(pairs), "skipped": {"empty_reference": scorable.count(False)},
+            "content_levels": cfg.content_levels,
             "content_bitrate_bps": codec.bitrate_bps(cfg.content_levels),
             "wer_vs_a": rates.wer, "cer_vs_a": rates.cer,
             "similarity": {"to_a": float(sims_a.mean()), "to_b": float(sims_b.mean()),

@@ -5,7 +5,8 @@ the semantic levels (CB0+1) and CB0."""
 from __future__ import annotations
 
 import logging
-from typing import Any, Optional
+from collections import Counter
+from typing import Any, Iterable, Iterator, Optional
 
 from ..base.errors import DataError
 from ..base.files import write_text
@@ -15,7 +16,7 @@ from ..codec.model import group_name
 from ..config import EvalWerConfig
 from .asr import make_recognizer
 from .common import header, iter_split, load_codec, resynthesize, split_size
-from .metrics import error_rates
+from .metrics import error_rates, has_words
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,17 @@ def wer_rows(n_levels: int, n_semantic: int) -> dict[str, Optional[list[int]]]:
     return {"original": None, "all": list(range(n_levels)), group_name(semantic): semantic, "cb0": [0]}
 
 
+def with_words(rows: Iterable[dict[str, Any]], skipped: Counter) -> Iterator[dict[str, Any]]:
+    """The rows whose ``text`` keeps a word after normalisation; the others counted under
+    ``empty_reference``."""
+    for row in rows:
+        if has_words(row["text"]):
+            yield row
+        else:
+            skipped["empty_reference"] += 1
+            log.warning("skip %s: its transcript %r has no word after normalisation", row["id"], row["text"])
+
+
 def run_wer(cfg: EvalWerConfig, scale: str, corpus: str, codec_path: str, plot: str) -> dict[str, Any]:
     loaded = load_codec(codec_path)
     codec = loaded.codec
@@ -36,7 +48,9 @@ def run_wer(cfg: EvalWerConfig, scale: str, corpus: str, codec_path: str, plot: 
     asr = make_recognizer(cfg, corpus)
     refs: list[str] = []
     hyps: dict[str, list[str]] = {name: [] for name in rows_def}
-    rows_in = iter_split(corpus, "test", ["id", "text", "audio", "sample_rate"], cfg.max_utterances)
+    skipped: Counter = Counter()
+    rows_in = with_words(iter_split(corpus, "test", ["id", "text", "audio", "sample_rate"],
+                                    cfg.max_utterances), skipped)
     progress = Progress("eval_wer", split_size(corpus, "test", cfg.max_utterances), "utt")
     rate = None
     try:
@@ -50,7 +64,7 @@ def run_wer(cfg: EvalWerConfig, scale: str, corpus: str, codec_path: str, plot: 
                 waves = [(out[name] if name in coded else row["audio"], row["sample_rate"])
                          for row, out in zip(window, decoded)]
                 hyps[name].extend(asr.transcribe(waves))
-            progress.update(len(window))
+            progress.update(len(refs) + sum(skipped.values()) - progress.n)  # rows read so far
     finally:
         asr.close()
         progress.close()
@@ -67,4 +81,4 @@ def run_wer(cfg: EvalWerConfig, scale: str, corpus: str, codec_path: str, plot: 
         f"{name},{r['wer']:.6f},{r['cer']:.6f},{r['bitrate_bps']:g}\n" for name, r in rows.items()))
     return {**header(scale, codec=loaded.info(), asr={"backend": asr.name, "model": asr.model},
                      normalizer="whisper EnglishTextNormalizer"),
-            "utterances": len(refs), "rows": rows}
+            "utterances": len(refs), "skipped": dict(skipped), "rows": rows}

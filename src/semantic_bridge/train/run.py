@@ -113,6 +113,9 @@ def run_train(params: Params, data: str, out: str, plots: str) -> dict[str, Any]
         if not (data_dir / split).is_dir():
             raise DataError(f"{data_dir / split}: missing (run the merge stage first)")
     t = params.train
+    # the same results from the same inputs: deterministic kernels, no uninitialised memory read
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.utils.deterministic.fill_uninitialized_memory = True
     say_kmeans_warning_once()
     codec, heads, disc, surgery = build_models(params, data_dir)
     config = {"params": training_params(params)}
