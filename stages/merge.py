@@ -22,7 +22,7 @@ def run(params, args):
 
     result = run_merge(args.corpus, args.aligned, args.wavlm, args.qwen, args.out,
                        params.data.max_shard_size)
-    write_json(args.metrics, result.metrics(params.scale, params.teachers))
+    write_json(args.metrics, result.metrics(params.scale))
 
 
 if __name__ == "__main__":

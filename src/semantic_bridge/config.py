@@ -83,17 +83,18 @@ class SyntheticConfig:
     utterances_per_speaker: int = 20
     voices: list[str] = field(
         default_factory=lambda: [
-            "en-us+m1", "en-us+m3", "en-us+m7", "en+m2", "en+m4", "en+m6",
-            "en-us+f1", "en-us+f4", "en+Annie", "en+belinda", "en+linda", "en+anika",
+            "en-us+m1", "en-us+m3", "en-us+m6", "en-us+m8", "en-us+edward", "en-us+f4", "en-us+aunty",
         ]
     )
-    pitch: list[int] = field(default_factory=lambda: [35, 50, 65])  # espeak 0..99
-    rate: list[int] = field(default_factory=lambda: [145, 170, 195])  # words per minute
+    pitch: list[int] = field(default_factory=lambda: [40, 50, 60])  # espeak 0..99
+    rate: list[int] = field(default_factory=lambda: [130, 145])  # words per minute
+    word_gap_ms: int = 50  # pause between words; espeak sets it in 10 ms steps
 
     def __post_init__(self) -> None:
         _at_least("data.synthetic.n_speakers", self.n_speakers, 1)
         _at_least("data.synthetic.utterances_per_speaker", self.utterances_per_speaker, 2,
                   " (target trials pair two utterances of a speaker)")
+        _in("data.synthetic.word_gap_ms", self.word_gap_ms, 0, 1000)
         for key, values, lo, hi in (("voices", self.voices, None, None), ("pitch", self.pitch, 0, 99),
                                     ("rate", self.rate, 80, 450)):
             if not values or len(set(values)) != len(values):
@@ -407,8 +408,8 @@ class TrainConfig:
 
 
 # --------------------------------------------------------------------------- eval
-ASR_BACKENDS = ("pocketsphinx", "whisper", "nemo")
-SPEAKER_BACKENDS = ("mfcc", "nemo")
+ASR_BACKENDS = ("faster_whisper", "pocketsphinx", "whisper", "nemo")
+SPEAKER_BACKENDS = ("campplus", "mfcc", "nemo")
 REASONING_ENCODERS = ("htsat", "mimi_semantic", "mimi_full", "bridge")
 
 
@@ -416,8 +417,10 @@ REASONING_ENCODERS = ("htsat", "mimi_semantic", "mimi_full", "bridge")
 class EvalWerConfig:
     """ASR for eval_wer and eval_swap."""
 
-    backend: str = "pocketsphinx"  # pocketsphinx | whisper | nemo
-    model: Optional[str] = None  # whisper / nemo: name or path (paper: openai/whisper-large-v3)
+    backend: str = "faster_whisper"  # faster_whisper | pocketsphinx | whisper | nemo
+    # faster_whisper: a registry key (whisper-tiny.en, whisper-base) or a CTranslate2 folder;
+    # whisper / nemo: a name or path (paper: openai/whisper-large-v3)
+    model: Optional[str] = "whisper-tiny.en"
     pocketsphinx_lm: str = "corpus"  # corpus (bigram LM of the train transcripts) | bundled
     batch_size: int = 16
     max_utterances: int = 50  # test utterances to score; 0 = all
@@ -438,6 +441,7 @@ class EvalEerConfig:
     c_miss: float = 1.0
     c_fa: float = 1.0
     probe_c: float = 1.0  # inverse L2 strength of the linear speaker probe (logistic regression)
+    speaker_model: str = "campplus"  # the reference row: CAM++ (registry key or .pt) on the original audio
 
     def __post_init__(self) -> None:
         if not 0 < self.p_target < 1:
@@ -450,8 +454,8 @@ class EvalEerConfig:
 class EvalSwapConfig:
     pairs: int = 20
     content_levels: int = 2  # CB0 (1) or CB0+1 (2) from utterance A
-    speaker_backend: str = "mfcc"  # mfcc (embedded default, no weights) | nemo (e.g. TitaNet)
-    speaker_model: Optional[str] = None  # nemo: name or .nemo path
+    speaker_backend: str = "campplus"  # campplus (real CAM++) | mfcc (no weights) | nemo (TitaNet)
+    speaker_model: Optional[str] = "campplus"  # campplus: registry key or .pt; nemo: name or .nemo
     save_wavs: int = 4  # swapped pairs written as wav files (A, B, swap)
 
     def __post_init__(self) -> None:
@@ -460,8 +464,8 @@ class EvalSwapConfig:
         if self.content_levels not in (1, 2):
             raise ConfigError(f"eval.swap.content_levels: 1 (CB0) or 2 (CB0+1), got {self.content_levels}")
         _choice("eval.swap.speaker_backend", self.speaker_backend, SPEAKER_BACKENDS)
-        if self.speaker_backend == "nemo" and not self.speaker_model:
-            raise ConfigError("eval.swap.speaker_model: required for speaker_backend 'nemo'")
+        if self.speaker_backend != "mfcc" and not self.speaker_model:
+            raise ConfigError(f"eval.swap.speaker_model: required for speaker_backend {self.speaker_backend!r}")
 
 
 @dataclass
@@ -473,11 +477,12 @@ class EvalReasoningConfig:
         "mimi_full": "models/tiny-mimi",
         "bridge": "models/codec.pt",
     })
-    lm: str = "models/tiny-smollm2"  # paper: HuggingFaceTB/SmolLM2-135M
-    steps: int = 200
-    batch_size: int = 16
-    lr: float = 1e-4
-    max_audio_sec: float = 10.0
+    lm: str = "models/smollm2-135m"  # the real SmolLM2-135M-Instruct (real_models stage), frozen
+    steps: int = 120
+    batch_size: int = 8
+    lr: float = 3e-3
+    max_audio_sec: float = 4.0  # clips are cut to this
+    token_seconds: float = 0.8  # encoder frames are averaged into one LM input per this many seconds
     max_answer_tokens: int = 8  # greedy decoding length at test time
 
     def __post_init__(self) -> None:
@@ -485,7 +490,7 @@ class EvalReasoningConfig:
         if unknown:
             raise ConfigError(f"eval.reasoning.encoders: unknown encoder {unknown[0]!r}; "
                               f"known: {', '.join(REASONING_ENCODERS)}")
-        for key in ("steps", "batch_size", "lr", "max_audio_sec", "max_answer_tokens"):
+        for key in ("steps", "batch_size", "lr", "max_audio_sec", "token_seconds", "max_answer_tokens"):
             _positive(f"eval.reasoning.{key}", getattr(self, key))
 
 

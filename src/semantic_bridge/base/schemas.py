@@ -13,6 +13,9 @@ WORD = datasets.Features({"word": _STR, "start": datasets.Value("float32"),
                           "end": datasets.Value("float32")})
 WORDS = datasets.List(WORD)  # [{word, start, end}] in seconds, one per transcript word
 
+# wavlm, qwen: beside the splits, what made the features (the extractor's identity, JSON)
+TEACHER_FILE = "teacher.json"
+
 # prepare: data/prepared/corpus/<split>
 CORPUS = datasets.Features({
     "id": _STR, "speaker": _STR, "text": _STR, "split": _STR, "audio": _AUDIO,

@@ -25,6 +25,7 @@ _EVENT_LIST_TERMINATED = 0
 _EVENT_WORD = 1
 _PARAM_RATE = 1
 _PARAM_PITCH = 3
+_PARAM_WORDGAP = 7  # pause between words, in units of 10 ms
 _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
 
@@ -99,13 +100,15 @@ class Espeak:
             i += 1
         return 0  # 0 = continue synthesis
 
-    def synthesize(self, text: str, voice: str, pitch: int, rate: int) -> Synthesis:
-        """Speak ``text`` with ``voice`` (e.g. ``"en-us+f4"``), ``pitch`` 0..99, ``rate`` wpm."""
+    def synthesize(self, text: str, voice: str, pitch: int, rate: int, word_gap_ms: int = 0) -> Synthesis:
+        """Speak ``text`` with ``voice`` (e.g. ``"en-us+f4"``), ``pitch`` 0..99, ``rate`` wpm and
+        ``word_gap_ms`` of pause between words (rounded to 10 ms)."""
         self._chunks, self._events = [], []
         if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
             raise EspeakError(f"unknown espeak-ng voice {voice!r}")
         self._lib.espeak_SetParameter(_PARAM_RATE, int(rate), 0)
         self._lib.espeak_SetParameter(_PARAM_PITCH, int(pitch), 0)
+        self._lib.espeak_SetParameter(_PARAM_WORDGAP, int(round(word_gap_ms / 10)), 0)
         data = text.encode("utf-8")
         buf = ctypes.create_string_buffer(data)
         err = self._lib.espeak_Synth(buf, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
@@ -186,6 +189,7 @@ class SynthJob:
     voice: str  # e.g. "en-us+f4"
     pitch: int  # 0..99
     rate: int  # words per minute
+    word_gap_ms: int = 0  # pause between words
 
 
 def _synthesize_fresh(job: SynthJob) -> Synthesis:
@@ -193,7 +197,7 @@ def _synthesize_fresh(job: SynthJob) -> Synthesis:
     # history. (The breathy variants f2/f3/f5 still vary from run to run: the default
     # voice list leaves them out.)
     ctypes.CDLL(None).srand(zlib.crc32(f"{job.text}|{job.voice}|{job.pitch}|{job.rate}".encode()))
-    return Espeak().synthesize(job.text, job.voice, job.pitch, job.rate)
+    return Espeak().synthesize(job.text, job.voice, job.pitch, job.rate, job.word_gap_ms)
 
 
 def synthesize_many(jobs: Iterable[SynthJob], workers: int = 2, chunk: int = 64) -> Iterator[Synthesis]:

@@ -111,6 +111,7 @@ class SyntheticSource:
         picked = [c for group in itertools.zip_longest(*grids) for c in group if c][: s.n_speakers]
         self.speakers = [SyntheticSpeaker(f"spk{i:02d}", v, p, r) for i, (v, p, r) in enumerate(picked)]
         self.per_speaker = s.utterances_per_speaker
+        self.word_gap_ms = s.word_gap_ms
         self.workers = min(4, os.cpu_count() or 1)
         self.sentences = generate_sentences(len(self.speakers) * self.per_speaker, seed)
 
@@ -126,7 +127,7 @@ class SyntheticSource:
     def rows(self) -> Iterator[Row]:
         meta = [(spk, j, self.sentences[si * self.per_speaker + j])
                 for si, spk in enumerate(self.speakers) for j in range(self.per_speaker)]
-        jobs = (SynthJob(text, spk.voice, spk.pitch, spk.rate) for spk, _, text in meta)
+        jobs = (SynthJob(text, spk.voice, spk.pitch, spk.rate, self.word_gap_ms) for spk, _, text in meta)
         try:
             for (spk, j, text), synth in zip(meta, synthesize_many(jobs, self.workers), strict=True):
                 yield Utterance(

@@ -1,9 +1,12 @@
 """Speech recognisers for the WER evaluations, chosen by ``eval.wer.backend``:
 
-- ``pocketsphinx`` (embedded default): the US-English acoustic model and dictionary that the
-  pip package ships, with either its bundled general-English LM or (``eval.wer.pocketsphinx_lm:
-  corpus``, the default) a bigram LM trained on the train split's transcripts: an in-domain LM,
-  as ASR systems are usually evaluated. Real and offline; weak on synthetic voices.
+- ``faster_whisper`` (embedded default): a CTranslate2 Whisper through faster-whisper;
+  ``eval.wer.model`` is a registry key (``whisper-tiny.en``, ``whisper-base``: real weights that
+  ship offline, ``models/weights.py``) or a CTranslate2 model folder. Greedy, English, no
+  timestamps, no conditioning on earlier text: every utterance is transcribed on its own.
+- ``pocketsphinx``: the US-English acoustic model and dictionary that the pip package ships,
+  with either its bundled general-English LM or (``eval.wer.pocketsphinx_lm: corpus``) a bigram
+  LM trained on the train split's transcripts. Real and offline; weak on synthetic voices.
 - ``whisper``: any Whisper checkpoint through transformers (``eval.wer.model``: name or path).
 - ``nemo``: any NeMo ASR model (CTC, RNN-T, hybrid) by name or ``.nemo`` path.
 
@@ -97,6 +100,49 @@ class PocketsphinxRecognizer:
             self._dir = None
 
 
+# --------------------------------------------------------------------------- faster-whisper
+class FasterWhisperRecognizer:
+    """CTranslate2 Whisper (faster-whisper), one utterance at a time, greedy."""
+
+    name = "faster_whisper"
+
+    def __init__(self, model: str) -> None:
+        import os
+
+        import logging
+
+        from faster_whisper import WhisperModel
+
+        from ..models.weights import resolve
+
+        logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # one line per utterance otherwise
+
+        self.model = model
+        path = resolve(model)
+        if not Path(path).is_dir():
+            raise ConfigError(f"eval.wer.model: {model} is neither a registry model nor a folder")
+        cuda = default_device().type == "cuda"
+        self.net = WhisperModel(path, device="cuda" if cuda else "cpu",
+                                compute_type="float16" if cuda else "float32",
+                                cpu_threads=int(os.environ.get("OMP_NUM_THREADS", "0")))
+        self.rate = self.net.feature_extractor.sampling_rate
+        self.english_only = not self.net.model.is_multilingual
+
+    def transcribe(self, audios: list[Audio]) -> list[str]:
+        out = []
+        for audio, sr in audios:
+            wave = np.ascontiguousarray(resample(audio, sr, self.rate), dtype=np.float32)
+            segments, _ = self.net.transcribe(
+                wave, language=None if self.english_only else "en", task="transcribe",
+                beam_size=1, best_of=1, temperature=0.0, without_timestamps=True,
+                condition_on_previous_text=False, vad_filter=False)
+            out.append(" ".join(seg.text.strip() for seg in segments).strip())
+        return out
+
+    def close(self) -> None:
+        pass
+
+
 # --------------------------------------------------------------------------- whisper
 class WhisperRecognizer:
     """Greedy decoding, English transcription, batched; 30 s windows (longer audio is cut)."""
@@ -174,6 +220,8 @@ def make_recognizer(cfg: EvalWerConfig, corpus: Optional[str] = None) -> Recogni
         return PocketsphinxRecognizer()
     if not cfg.model:
         raise ConfigError(f"eval.wer.model: required for backend {cfg.backend!r} (a name or path)")
+    if cfg.backend == "faster_whisper":
+        return FasterWhisperRecognizer(cfg.model)
     if cfg.backend == "whisper":
         return WhisperRecognizer(cfg.model, cfg.batch_size)
     return NemoRecognizer(cfg.model, cfg.batch_size)

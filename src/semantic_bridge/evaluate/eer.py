@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Optional
 
 import numpy as np
 import torch
@@ -20,6 +20,7 @@ from ..base.progress import track
 from ..codec.model import BridgeCodec
 from ..config import EvalEerConfig
 from .common import as_batch, header, iter_split, load_codec
+from .speaker import CamppSpeaker, SpeakerModel
 from .metrics import cosine_scores, eer, error_curve, min_dcf
 
 log = logging.getLogger(__name__)
@@ -48,14 +49,21 @@ def pool(frames: np.ndarray, how: str) -> np.ndarray:
     return mean if how == "mean" else np.concatenate([mean, frames.std(0)])
 
 
-def embed_all(codec: BridgeCodec, rows: Iterable[tuple[str, np.ndarray]]) -> tuple[list[str], dict]:
-    """Keys and ``{(source, pooling): [N, D]}`` for ``(key, audio)`` rows."""
+REFERENCE = ("original", "embedding")  # the speaker model on the original audio
+
+
+def embed_all(codec: BridgeCodec, rows: Iterable[tuple[str, np.ndarray]],
+              reference: Optional[SpeakerModel] = None) -> tuple[list[str], dict]:
+    """Keys and ``{(source, pooling): [N, D]}`` for ``(key, audio)`` rows; with ``reference``,
+    also its embedding of the original audio under ``REFERENCE``."""
     keys, vecs = [], {}
     for key, audio in rows:
         keys.append(key)
         for source, frames in frame_features(codec, audio).items():
             for how in POOLINGS:
                 vecs.setdefault((source, how), []).append(pool(frames, how))
+        if reference is not None:
+            vecs.setdefault(REFERENCE, []).append(reference.embed(audio, codec.sample_rate))
     return keys, {k: np.stack(v) for k, v in vecs.items()}
 
 
@@ -125,7 +133,8 @@ def run_eer(cfg: EvalEerConfig, scale: str, seed: int, prepared: str, codec_path
     audio_dir = prepared / "trial_audio"
     rows = ((r["path"], r["audio"]) for r in track(shards.iter_rows(audio_dir, columns=["path", "audio"]),
                                                    "eval_eer trial audio", shards.num_rows(audio_dir), "utt"))
-    keys, trial_vecs = embed_all(codec, rows)
+    reference = CamppSpeaker(cfg.speaker_model)
+    keys, trial_vecs = embed_all(codec, rows, reference)
     index = {k: i for i, k in enumerate(keys)}
     missing = sorted({p for t in trials for p in (t.path1, t.path2)} - set(index))
     if missing:
@@ -143,9 +152,10 @@ def run_eer(cfg: EvalEerConfig, scale: str, seed: int, prepared: str, codec_path
     results: dict[str, Any] = {}
     bars, det_curves = [], {}
     for (source, how), vecs in trial_vecs.items():
-        if "probe" in scorers:
+        own = ("cosine",) if (source, how) == REFERENCE else scorers  # a verifier: cosine only
+        if "probe" in own:
             probe = LinearProbe(dev_vecs[(source, how)], dev_speakers, cfg.probe_c, seed)
-        for scorer in scorers:
+        for scorer in own:
             mapped = vecs if scorer == "cosine" else probe(vecs)
             scores = score_trials(trials, index, mapped)
             res = verification(scores, labels, cfg)
@@ -158,7 +168,9 @@ def run_eer(cfg: EvalEerConfig, scale: str, seed: int, prepared: str, codec_path
     write_text(plots / "eer.csv", "source,eer,min_dcf\n" + "".join(bars))
     for source, curves in det_curves.items():
         det_plot(plots / "det" / f"{source}.png", curves, f"DET: {source}")
-    return {**header(scale, codec=loaded.info(), probe="logistic regression on dev speakers"),
+    return {**header(scale, codec=loaded.info(), probe="logistic regression on dev speakers",
+                     reference={"name": reference.name, "model": reference.model,
+                                "row": "original: the speaker model on the original audio"}),
             "trials": {"list": str(prepared / "trials.txt"), "target": int(labels.sum()),
                        "nontarget": int((1 - labels).sum())},
             "dev": {"utterances": len(dev_speakers), "speakers": n_dev},

@@ -13,7 +13,7 @@ feature sequence ``[T, D]`` that the mapper turns into LM input embeddings:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import Optional, Protocol
 
 import numpy as np
 import torch
@@ -26,12 +26,14 @@ from .common import as_batch, load_codec
 
 class FeatureEncoder(Protocol):
     dim: int
+    frame_rate: Optional[float]  # of the feature sequence; None for one vector per clip
 
     def __call__(self, audio: np.ndarray, sample_rate: int) -> np.ndarray: ...
 
 
 class HtsatEncoder:
     dim = 768
+    frame_rate = None  # one clip vector
 
     def __init__(self, folder: str) -> None:
         files = sorted(Path(folder).glob("*.pth")) if Path(folder).is_dir() else []
@@ -68,6 +70,7 @@ class MimiEncoder:
         self.rate = self.net.config.sampling_rate
         self.levels = self.net.config.num_semantic_quantizers if semantic_only else self.net.config.num_quantizers
         self.dim = self.net.config.hidden_size
+        self.frame_rate = float(self.net.config.frame_rate)
 
     @torch.no_grad()
     def __call__(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -80,6 +83,7 @@ class BridgeEncoder:
     def __init__(self, path: str) -> None:
         self.codec = load_codec(path).codec
         self.dim = self.codec.config.hidden_size
+        self.frame_rate = self.codec.frame_rate
 
     @torch.no_grad()
     def __call__(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:

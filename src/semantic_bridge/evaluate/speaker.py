@@ -1,6 +1,9 @@
-"""Speaker embeddings for eval_swap, chosen by ``eval.swap.speaker_backend``:
+"""Speaker embeddings for eval_swap (and the reference row of eval_eer), chosen by
+``eval.swap.speaker_backend``:
 
-- ``mfcc`` (embedded default): mean and standard deviation of 20 MFCCs over the voiced
+- ``campplus`` (embedded default): 3D-Speaker's CAM++ with its released weights (registry key
+  ``campplus``, or a path to a state dict), 192-d, on 16 kHz Kaldi filterbanks.
+- ``mfcc``: mean and standard deviation of 20 MFCCs over the voiced
   frames (energy above the utterance's median). No weights, so it runs offline; a classic
   weak speaker representation that does follow pitch and timbre, not a neural verifier.
 - ``nemo``: a NeMo speaker model (``EncDecSpeakerLabelModel``, e.g. TitaNet-large) by name or
@@ -9,6 +12,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional, Protocol
 
 import numpy as np
@@ -16,6 +20,7 @@ import torch
 
 from ..base.audio import resample
 from ..base.device import default_device
+from ..base.errors import MissingFile
 from ..config import EvalSwapConfig
 
 RATE = 16000
@@ -48,6 +53,30 @@ class MfccSpeaker:
         return torch.cat([voiced.mean(1), voiced.std(1, unbiased=False)]).numpy()
 
 
+class CamppSpeaker:
+    name = "campplus"
+
+    def __init__(self, model: str) -> None:
+        from ..models.campplus import load_campplus
+        from ..models.weights import resolve
+
+        self.model = model
+        path = Path(resolve(model))
+        if path.is_dir():
+            path = next(iter(sorted(path.glob("*.pt"))), path)
+        if not path.is_file():
+            raise MissingFile(f"eval.swap.speaker_model: {model} is neither a registry model nor a file")
+        self.device = default_device()
+        self.net = load_campplus(str(path)).to(self.device)
+
+    @torch.inference_mode()
+    def embed(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+        from ..models.campplus import fbank
+
+        feats = fbank(resample(audio, sample_rate, RATE))[None].to(self.device)
+        return self.net(feats)[0].float().cpu().numpy()
+
+
 class NemoSpeaker:
     name = "nemo"
 
@@ -70,4 +99,6 @@ class NemoSpeaker:
 def make_speaker_model(cfg: EvalSwapConfig) -> SpeakerModel:
     if cfg.speaker_backend == "mfcc":
         return MfccSpeaker()
+    if cfg.speaker_backend == "campplus":
+        return CamppSpeaker(str(cfg.speaker_model))
     return NemoSpeaker(str(cfg.speaker_model))

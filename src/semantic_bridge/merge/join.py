@@ -9,6 +9,7 @@ sharded dataset per split at ``<out>/<split>``.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -21,7 +22,6 @@ from semantic_bridge.base import schemas, shards
 from semantic_bridge.base.errors import DataError
 from semantic_bridge.base.files import staged_output
 from semantic_bridge.base.frames import n_frames
-from semantic_bridge.config import TeachersConfig
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,9 @@ class MergeResult:
     hours: dict[str, float] = field(default_factory=dict)
     llm_masked_fraction: dict[str, float] = field(default_factory=dict)
 
-    def metrics(self, scale: str, teachers: TeachersConfig) -> dict[str, Any]:
+    teachers: dict[str, Any] = field(default_factory=dict)  # what made the features
+
+    def metrics(self, scale: str) -> dict[str, Any]:
         return {
             "scale": scale,
             "rows": self.rows,
@@ -56,8 +58,7 @@ class MergeResult:
             "skipped": self.skipped,
             "skipped_total": sum(sum(v.values()) for v in self.skipped.values()),
             "llm_masked_fraction": self.llm_masked_fraction,
-            "teachers": {"wavlm": teachers.wavlm.model, "wavlm_layer": teachers.wavlm.layer,
-                         "llm": teachers.llm.model, "llm_layer": teachers.llm.layer},
+            "teachers": self.teachers,
         }
 
 
@@ -97,6 +98,9 @@ def run_merge(corpus: str | Path, aligned: str | Path, wavlm: str | Path, llm: s
               out: str | Path, max_shard_size: str) -> MergeResult:
     corpus, aligned, wavlm, llm, out = map(Path, (corpus, aligned, wavlm, llm, out))
     result = MergeResult()
+    for name, root in (("speech", wavlm), ("llm", llm)):  # written by the teacher stages
+        info = root / schemas.TEACHER_FILE
+        result.teachers[name] = json.loads(info.read_text()) if info.is_file() else None
     with staged_output(out) as tmp:
         for split in shards.TRAINING_SPLITS:
             feats = schemas.merged(_dim(wavlm / split, "wavlm"), _dim(llm / split, "llm"))

@@ -35,6 +35,7 @@ import datasets
 import torch
 from datasets.utils.py_utils import convert_file_size_to_int
 
+from semantic_bridge.base import schemas as schemas
 from semantic_bridge.base import shards
 from semantic_bridge.base.device import default_device
 from semantic_bridge.base.errors import MissingFile, Skip
@@ -255,6 +256,8 @@ def _assemble(extractor: Extractor, plan: list[Unit], splits: list[str], work: P
         result.rows[split] = rows
         result.skipped[split] = dict(sorted(skipped.items()))
     shards.write_split_index(final, splits)
+    # what made these features, for the stages that read them (merge records it)
+    write_json(final / schemas.TEACHER_FILE, extractor.identity())
     shutil.rmtree(out_root, ignore_errors=True)
     os.replace(final, out_root)
     shutil.rmtree(work)

@@ -4,7 +4,7 @@
 ``hidden_states[0]`` is the input to the first block and ``hidden_states[k]`` the raw
 output of block ``k - 1`` (``model.layers[k - 1]``; for Qwen2.5-1.5B, ``hidden_states[27]``
 is the output of ``layers[26]``, the 27th of 28 blocks, before the final norm). Only
-the last index differs between families: Qwen2 applies its final norm there, WavLM does
+the last index differs between families: Qwen2 and the Whisper encoder apply their final norm there, WavLM does
 not (its ``last_hidden_state`` is the normed one).
 
 Blocks after ``layer`` cannot change ``hidden_states[layer]``, so they are dropped: the
@@ -58,6 +58,8 @@ def load_for_layer(name_or_path: str, layer: int, key: str) -> nn.Module:
 
     check_model_path(name_or_path, key.rsplit(".", 1)[0] + ".model")
     model = AutoModel.from_pretrained(name_or_path)
+    if getattr(model.config, "is_encoder_decoder", False):  # Whisper: the encoder is the teacher
+        model = model.get_encoder()
     model.eval().requires_grad_(False)
     n_layers = int(model.config.num_hidden_layers)
     if not 0 <= layer <= n_layers:
@@ -94,7 +96,8 @@ class Teacher:
         """Load what turns inputs into model inputs; raise ``ConfigError`` if it does not fit."""
 
     def identity(self) -> dict[str, Any]:
-        return {"stage": self.name, "model": self.cfg.model, "layer": self.cfg.layer, "dim": self.cfg.dim}
+        return {"stage": self.name, "model": self.cfg.model, "model_type": self.model.config.model_type,
+                "layer": self.cfg.layer, "dim": self.cfg.dim}
 
 
 def hidden_size(model: nn.Module) -> int:

@@ -10,10 +10,31 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
+import numpy as np
+
+from semantic_bridge.base import shards
 from semantic_bridge.base.shards import TRAINING_SPLITS
 from semantic_bridge.config import LlmConfig, WavlmConfig
 
 from .extract import Dist, run_extraction
+
+
+def frame_cosine(split_dir: Path, column: str, rows: int = 200, pairs: int = 5000) -> dict[str, Any]:
+    """How informative a teacher is: the mean cosine between random pairs of its frames (over
+    the first ``rows`` utterances; masked LLM frames left out). Near 1 the frames share one
+    direction and a cosine-distilled student learns little beyond it (random-weight WavLM: 0.77)."""
+    mask_col = "llm_mask" if column == "llm" else None
+    frames = []
+    for row in shards.iter_rows(split_dir, 0, rows, [column] + ([mask_col] if mask_col else [])):
+        x = row[column].astype(np.float32)
+        frames.append(x[np.asarray(row[mask_col], bool)] if mask_col else x)
+    x = np.concatenate(frames) if frames else np.zeros((0, 1), np.float32)
+    if len(x) < 2:
+        return {"random_pair_cosine": None, "frames": int(len(x))}
+    a, b = np.random.default_rng(0).integers(0, len(x), (2, pairs))
+    norms = np.linalg.norm(x, axis=1) + 1e-9
+    cos = (x[a] * x[b]).sum(1) / (norms[a] * norms[b])
+    return {"random_pair_cosine": round(float(cos[a != b].mean()), 4), "frames": int(len(x))}
 
 
 def _run(make_extractor: Callable, cfg: Union[WavlmConfig, LlmConfig], scale: str,
@@ -28,10 +49,13 @@ def _run(make_extractor: Callable, cfg: Union[WavlmConfig, LlmConfig], scale: st
         dist.close()
     if result is None:  # not rank 0
         return None
+    column = "wavlm" if make_extractor.name == "wavlm" else "llm"
     return {
         "scale": scale,
         "model": cfg.model,
+        "model_type": extractor.model.config.model_type,
         "layer": cfg.layer,
+        "informativeness": frame_cosine(Path(out) / "train", column),
         "rows": result.rows,
         "skipped": result.skipped,
         "skipped_total": sum(sum(v.values()) for v in result.skipped.values()),

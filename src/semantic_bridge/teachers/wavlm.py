@@ -50,14 +50,26 @@ def pool(hidden: np.ndarray | torch.Tensor, frames: int) -> torch.Tensor:
     return hidden.reshape(frames, PER_FRAME, -1).mean(dim=1)
 
 
+WHISPER_SECONDS = 30  # Whisper's encoder always reads a 30 s window (1500 frames at 50 Hz)
+
+
 class WavlmExtractor(Teacher):
+    """The speech teacher: a WavLM/HuBERT-family model, or the encoder of a Whisper model
+    (``model_type: whisper``), under the same 50 -> 12.5 Hz contract.
+
+    Whisper: log-mel features of the audio zero-padded to 30 s, as Whisper was trained; the
+    encoder's 50 Hz frame ``j`` is centred at ``20 j`` ms (10 ms mel hop, stride-2 second conv),
+    so frames ``4t .. 4t+3`` lie inside codec frame ``t``; the first ``4T`` are pooled. An
+    utterance longer than 30 s is skipped (``too_long``)."""
+
     name, section = "wavlm", "teachers.wavlm"
     input_columns = ["id", "audio", "sample_rate"]
     size_column = "seconds"
 
     def __init__(self, cfg: WavlmConfig, device: torch.device) -> None:
         super().__init__(cfg, device)
-        self.padding_safe = getattr(self.model.config, "feat_extract_norm", "layer") == "layer"
+        self.whisper = self.model.config.model_type == "whisper"
+        self.padding_safe = self.whisper or getattr(self.model.config, "feat_extract_norm", "layer") == "layer"
         if not self.padding_safe:
             log.warning("%s has a group-norm CNN: padding would change its output, batching off", cfg.model)
         self.features = schemas.wavlm(cfg.dim)
@@ -75,6 +87,8 @@ class WavlmExtractor(Teacher):
 
     def _batches(self, lengths: list[int]) -> list[list[int]]:
         """Indices grouped into batches of similar length, at most ``batch_seconds`` padded."""
+        if self.whisper:  # every input is computed as a 30 s window
+            lengths = [WHISPER_SECONDS * SAMPLE_RATE] * len(lengths)
         order = sorted(range(len(lengths)), key=lambda i: lengths[i])
         budget = self.cfg.batch_seconds * SAMPLE_RATE
         batches: list[list[int]] = []
@@ -89,7 +103,13 @@ class WavlmExtractor(Teacher):
 
     @torch.inference_mode()
     def forward(self, waves: list[np.ndarray]) -> list[torch.Tensor]:
-        """``hidden_states[layer]`` for each 16 kHz wave: ``[F_i, D]`` float32 on CPU."""
+        """``hidden_states[layer]`` for each 16 kHz wave: ``[F_i, D]`` float32 on CPU (Whisper:
+        the frames of the whole 30 s window)."""
+        if self.whisper:
+            feats = self.feature_extractor(waves, sampling_rate=SAMPLE_RATE, return_tensors="pt")
+            with autocast(self.device):
+                out = self.model(feats["input_features"].to(self.device), output_hidden_states=True)
+            return list(select_layer(out, self.cfg.layer).float().cpu())
         inputs = self.feature_extractor(waves, sampling_rate=SAMPLE_RATE, padding=True,
                                         return_attention_mask=True, return_tensors="pt")
         mask = inputs["attention_mask"].to(self.device)
@@ -105,23 +125,30 @@ class WavlmExtractor(Teacher):
         return [hidden[i, : int(lengths[i])] for i in range(len(waves))]
 
     def process(self, rows: list[dict[str, Any]]) -> Iterator[Union[dict[str, Any], Skip]]:
-        waves, frames = [], []
-        for row in rows:
+        waves, frames, todo = [], [], []
+        results: list[Union[dict[str, Any], Skip, None]] = [None] * len(rows)
+        for k, row in enumerate(rows):
             t = n_frames(len(row["audio"]), row["sample_rate"])
+            if self.whisper and t * PER_FRAME * HOP > WHISPER_SECONDS * SAMPLE_RATE:
+                results[k] = Skip("too_long", f"{t} frames: Whisper's encoder reads {WHISPER_SECONDS} s",
+                                  id=row["id"])
+                continue
             wave = resample(row["audio"], row["sample_rate"], SAMPLE_RATE)[: padded_length(t)]
             waves.append(np.pad(wave, (0, padded_length(t) - len(wave))))
             frames.append(t)
-        results: list[Union[dict[str, Any], Skip, None]] = [None] * len(rows)
+            todo.append(k)
         for batch in self._batches([len(w) for w in waves]):
-            for i, hidden in zip(batch, self.forward([waves[i] for i in batch])):
-                row_id = rows[i]["id"]
+            for j, hidden in zip(batch, self.forward([waves[j] for j in batch])):
+                i, row_id = todo[j], rows[todo[j]]["id"]
+                if self.whisper:
+                    hidden = hidden[: PER_FRAME * frames[j]]
                 try:
-                    pooled = pool(hidden, frames[i])
+                    pooled = pool(hidden, frames[j])
                 except FrameError as err:
                     results[i] = Skip("frames", str(err), id=row_id)
                     continue
                 if not torch.isfinite(pooled).all():
                     results[i] = Skip("not_finite", "non-finite WavLM output", id=row_id)
                     continue
-                results[i] = {"id": row_id, "n_frames": frames[i], "wavlm": pooled.half().numpy()}
+                results[i] = {"id": row_id, "n_frames": frames[j], "wavlm": pooled.half().numpy()}
         yield from results  # type: ignore[misc]
