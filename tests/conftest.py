@@ -79,23 +79,28 @@ def write_wav(path: Path, audio: np.ndarray, rate: int, subtype: str = "PCM_16")
     return path
 
 
+# the random-weight tiny teachers of the unit tests: WavLM-Large's and Qwen2.5-1.5B's depth
+# (24 and 28 blocks, so every paper-scale layer index is valid), 64 wide
+TINY_WAVLM = {"dim": 64, "layer": 6}
+TINY_LLM = {"dim": 64, "layer": 27}
+
+
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory, raw_params) -> dict[str, Path]:
     """The embedded random-weight teachers, built once, saved and loaded back by path."""
     from semantic_bridge.models.embedded import build_tiny_qwen, build_tiny_wavlm
 
     root = tmp_path_factory.mktemp("models")
-    t = raw_params["teachers"]
-    return {"wavlm": build_tiny_wavlm(root / "tiny-wavlm", t["wavlm"]["dim"], raw_params["seed"]),
-            "qwen": build_tiny_qwen(root / "tiny-qwen", t["llm"]["dim"], raw_params["seed"])}
+    return {"wavlm": build_tiny_wavlm(root / "tiny-wavlm", TINY_WAVLM["dim"], raw_params["seed"]),
+            "qwen": build_tiny_qwen(root / "tiny-qwen", TINY_LLM["dim"], raw_params["seed"])}
 
 
 @pytest.fixture(scope="session")
 def factory_raw(raw_params, tiny_models) -> dict:
     """Shrunk params whose teachers point at the session's tiny models."""
     raw = shrink(raw_params)
-    raw["teachers"]["wavlm"]["model"] = str(tiny_models["wavlm"])
-    raw["teachers"]["llm"]["model"] = str(tiny_models["qwen"])
+    raw["teachers"]["wavlm"].update(model=str(tiny_models["wavlm"]), **TINY_WAVLM)
+    raw["teachers"]["llm"].update(model=str(tiny_models["qwen"]), **TINY_LLM)
     return raw
 
 

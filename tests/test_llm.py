@@ -14,6 +14,8 @@ from semantic_bridge.corpus.sentences import generate_sentences
 from semantic_bridge.base.words import transcript_words
 from semantic_bridge.base.frames import frame_end_times
 
+from conftest import TINY_LLM
+
 TEXT = "Hello, big world."
 WORDS = [{"word": "Hello", "start": 0.0, "end": 0.5}, {"word": "big", "start": 0.6, "end": 0.8},
          {"word": "world", "start": 1.0, "end": 1.6}]
@@ -75,7 +77,7 @@ def test_no_words_is_a_reason():
 # --------------------------------------------------------------------------- with the model
 @pytest.fixture(scope="module")
 def extractor(tiny_models):
-    return LlmExtractor(LlmConfig(model=str(tiny_models["qwen"])), torch.device("cpu"))
+    return LlmExtractor(LlmConfig(model=str(tiny_models["qwen"]), **TINY_LLM), torch.device("cpu"))
 
 
 def _timed(text: str, rng: np.random.Generator, start: float = 0.0, first: int = 0) -> list[dict]:
@@ -173,6 +175,6 @@ def test_layer_and_dim_errors_name_the_key(tiny_models, tmp_path):
     with pytest.raises(ConfigError, match="teachers.llm.layer: 29 is out of range"):
         load_for_layer(str(tiny_models["qwen"]), 29, "teachers.llm.layer")
     with pytest.raises(ConfigError, match="teachers.llm.dim"):
-        LlmExtractor(LlmConfig(model=str(tiny_models["qwen"]), dim=1536), torch.device("cpu"))
+        LlmExtractor(LlmConfig(model=str(tiny_models["qwen"]), layer=27, dim=1536), torch.device("cpu"))
     with pytest.raises(FileNotFoundError, match="teachers.llm.model"):
         LlmExtractor(LlmConfig(model=str(tmp_path / "nope")), torch.device("cpu"))

@@ -6,7 +6,6 @@ import datasets
 import numpy as np
 import pytest
 
-from semantic_bridge.config import params_from_dict
 from semantic_bridge.base import shards
 from semantic_bridge.base.errors import DataError
 from semantic_bridge.base.schemas import ALIGNED
@@ -63,7 +62,7 @@ def test_join_with_counted_skips(tmp_path):
     row = train[0]
     assert row["wavlm"].shape == (4, D) and row["llm"].shape == (4, D) and row["n_frames"] == 4
     assert ds["valid"].num_rows == 0
-    metrics = result.metrics("embedded", params_from_dict({}).teachers)
+    metrics = result.metrics("embedded")
     assert metrics["skipped_total"] == 2 and metrics["scale"] == "embedded"
 
 

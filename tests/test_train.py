@@ -147,6 +147,27 @@ def test_batches_depend_only_on_seed_step_and_rank():
     assert StepSampler(100, 4, seed=8).batch(0) != first[0]
 
 
+def test_teacher_targets_are_standardised_with_training_statistics(merged):
+    """The heads predict z-scored teacher features: over the training frames the targets have
+    mean 0 and std 1 per dimension (LLM frames: only those llm_mask keeps), and the statistics
+    travel in the heads' state dict (checkpoints)."""
+    from semantic_bridge.codec.heads import DistillHeads
+    from semantic_bridge.train.data import teacher_stats
+
+    stats = teacher_stats(str(merged / "train"))
+    heads = DistillHeads(8, D_LLM, D_WAVLM)
+    heads.set_teacher_stats(stats)
+    data = shards.load_split(merged / "train").with_format("numpy")
+    llm = np.concatenate([np.asarray(r["llm"], np.float32)[np.asarray(r["llm_mask"], bool)] for r in data])
+    wavlm = np.concatenate([np.asarray(r["wavlm"], np.float32) for r in data])
+    z_llm, z_wavlm = heads.targets(torch.from_numpy(llm), torch.from_numpy(wavlm))
+    for z in (z_llm, z_wavlm):
+        assert torch.allclose(z.mean(0), torch.zeros(z.shape[1]), atol=1e-4)
+        assert torch.allclose(z.std(0, unbiased=False), torch.ones(z.shape[1]), atol=1e-3)
+    state = heads.state_dict()
+    assert torch.equal(state["llm_mean"], stats["llm"][0]) and "wavlm_std" in state
+
+
 # --------------------------------------------------------------------------- the loop
 def tiny_train_raw(raw_params: dict, **train) -> dict:
     raw = yaml.safe_load(yaml.safe_dump(raw_params))

@@ -11,12 +11,12 @@ from semantic_bridge.teachers.layers import load_for_layer
 from semantic_bridge.teachers.wavlm import WavlmExtractor, padded_length, pool
 from semantic_bridge.base.frames import FrameError, n_frames
 
-from conftest import tone
+from conftest import tone, TINY_WAVLM
 
 
 @pytest.fixture(scope="module")
 def extractor(tiny_models):
-    return WavlmExtractor(WavlmConfig(model=str(tiny_models["wavlm"])), torch.device("cpu"))
+    return WavlmExtractor(WavlmConfig(model=str(tiny_models["wavlm"]), **TINY_WAVLM), torch.device("cpu"))
 
 
 @pytest.mark.parametrize("n24", [1, 1919, 1920, 1921, 24000, 24000 * 3 + 7])
@@ -44,7 +44,7 @@ def _rows(lengths):
 def test_batched_equals_one_by_one(extractor, tiny_models):
     rows = _rows([24000, 13000, 40000, 24000 + 5, 9000])
     batched = list(extractor.process(rows))
-    single_cfg = WavlmConfig(model=str(tiny_models["wavlm"]), batch_seconds=0.01)  # one per batch
+    single_cfg = WavlmConfig(model=str(tiny_models["wavlm"]), batch_seconds=0.01, **TINY_WAVLM)  # one per batch
     single = list(WavlmExtractor(single_cfg, torch.device("cpu")).process(rows))
     assert len(extractor._batches([len(r["audio"]) for r in rows])) < len(rows)  # really batched
     for row, b, s in zip(rows, batched, single):
@@ -72,8 +72,8 @@ def test_layer_cut_keeps_hidden_states_identical(tiny_models):
 
 def test_config_errors(tiny_models, tmp_path):
     with pytest.raises(ConfigError, match="teachers.wavlm.layer: 25 is out of range"):
-        WavlmExtractor(WavlmConfig(model=str(tiny_models["wavlm"]), layer=25), torch.device("cpu"))
+        WavlmExtractor(WavlmConfig(model=str(tiny_models["wavlm"]), layer=25, dim=64), torch.device("cpu"))
     with pytest.raises(ConfigError, match="teachers.wavlm.dim: 1024, but"):
-        WavlmExtractor(WavlmConfig(model=str(tiny_models["wavlm"]), dim=1024), torch.device("cpu"))
+        WavlmExtractor(WavlmConfig(model=str(tiny_models["wavlm"]), layer=6, dim=1024), torch.device("cpu"))
     with pytest.raises(FileNotFoundError, match="teachers.wavlm.model"):
         WavlmExtractor(WavlmConfig(model=str(tmp_path / "missing")), torch.device("cpu"))

@@ -220,17 +220,17 @@ class AlignConfig:
 # --------------------------------------------------------------------------- teachers
 @dataclass
 class WavlmConfig:
-    model: str = "models/tiny-wavlm"  # paper: microsoft/wavlm-large
-    layer: int = 6  # index into hidden_states (0 = CNN features after projection)
-    dim: int = 64  # paper: 1024
+    model: str = "models/whisper-tiny.en"  # real, converted by real_models; paper: microsoft/wavlm-large
+    layer: int = 4  # index into hidden_states (0 = CNN features after projection); paper: 6
+    dim: int = 384  # paper: 1024
     batch_seconds: float = 120.0  # audio seconds per length-bucketed batch
 
 
 @dataclass
 class LlmConfig:
-    model: str = "models/tiny-qwen"  # paper: Qwen/Qwen2.5-1.5B
-    layer: int = 27  # index into hidden_states: output of model.layers[layer - 1]
-    dim: int = 64  # paper: 1536
+    model: str = "models/smollm2-135m"  # real, from GGUF by real_models; paper: Qwen/Qwen2.5-1.5B
+    layer: int = 29  # index into hidden_states: output of model.layers[layer - 1]; paper: 27
+    dim: int = 576  # paper: 1536
     batch_size: int = 16
 
 
@@ -289,15 +289,17 @@ class CodebooksConfig:
     semantic: int = 2  # CB0, CB1
     acoustic: int = 7  # CB2..CB8
     size: int = 2048  # entries per codebook
-    dropout: float = 0.0  # P(drop all acoustic levels) per example, reached at the ramp's end
-    dropout_ramp_steps: int = 0  # linear ramp from 0 to `dropout` over these steps
+    dropout: float = 0.2  # P(drop all acoustic levels) per example, reached at the ramp's end
+    dropout_ramp_steps: int = 300  # linear ramp from 0 to `dropout` over these steps
     quantizer_dropout: float = 0.0  # P(keep a random number of acoustic levels) per example
+    quantization_rate: float = 1.0  # share of examples decoded from quantized codes (Mimi: 0.5)
     ema_decay: float = 0.99  # codebook EMA (Mimi: 0.99)
     kmeans_iters: int = 10  # k-means init of codebooks not initialised by surgery
+    init_frames: int = 32768  # training frames that k-means initialisation sees (16 x 2048 codes)
     dead_code_ratio: float = 0.1  # re-init codes whose EMA usage < ratio x uniform usage
 
     def __post_init__(self) -> None:
-        for key in ("dropout", "quantizer_dropout", "ema_decay"):
+        for key in ("dropout", "quantizer_dropout", "ema_decay", "quantization_rate"):
             value = getattr(self, key)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"codebooks.{key}: must be in [0, 1], got {value}")
@@ -308,6 +310,7 @@ class CodebooksConfig:
             raise ConfigError("codebooks.semantic/acoustic: need at least one level each")
         _at_least("codebooks.dropout_ramp_steps", self.dropout_ramp_steps, 0)
         _at_least("codebooks.kmeans_iters", self.kmeans_iters, 1)
+        _at_least("codebooks.init_frames", self.init_frames, self.size, " (at least one frame per code)")
         _at_least("codebooks.dead_code_ratio", self.dead_code_ratio, 0, " (0 disables dead-code re-init)")
 
     @property
@@ -344,13 +347,13 @@ class DiscriminatorConfig:
 
 @dataclass
 class TrainConfig:
-    steps: int = 240
+    steps: int = 700
     batch_size: int = 6  # per process
     segment_seconds: float = 2.0  # random crops, frame-aligned
-    lr: float = 3e-4
-    betas: list[float] = field(default_factory=lambda: [0.5, 0.9])
+    lr: float = 1e-3
+    betas: list[float] = field(default_factory=lambda: [0.8, 0.99])
     grad_clip: float = 1.0  # 0 disables
-    adversarial_start: int = 160  # phase 2 (GAN) starts at this step
+    adversarial_start: int = 550  # phase 2 (GAN) starts at this step
     lambdas: dict[str, float] = field(
         default_factory=lambda: {
             "mel/loss": 15.0,
@@ -371,6 +374,7 @@ class TrainConfig:
     precision: str = "auto"  # auto = bf16-mixed on GPU, 32-true on CPU
     num_workers: int = 0  # data loader processes
     eval_utterances: int = 64  # valid utterances for codebook usage / held-out losses
+    standardize_teachers: bool = True  # distill towards per-dimension z-scored teacher features
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.lambdas) - set(LOSS_KEYS))
@@ -495,6 +499,19 @@ class EvalReasoningConfig:
 
 
 @dataclass
+class EvalQualityConfig:
+    utterances: int = 8  # test utterances scored per row
+    save_wavs: int = 2  # utterances written per row as wav files
+    # a transformers MimiModel folder decoded from its first 1, 2, 8 codebooks (empty: no such rows);
+    # paper: a local copy of kyutai/mimi
+    reference_mimi: Optional[str] = "models/tiny-mimi"
+
+    def __post_init__(self) -> None:
+        _at_least("eval.quality.utterances", self.utterances, 1)
+        _at_least("eval.quality.save_wavs", self.save_wavs, 0)
+
+
+@dataclass
 class EvalProbeConfig:
     steps: int = 300
     lr: float = 1e-3
@@ -513,6 +530,7 @@ class EvalConfig:
     swap: EvalSwapConfig = field(default_factory=EvalSwapConfig)
     reasoning: EvalReasoningConfig = field(default_factory=EvalReasoningConfig)
     probe: EvalProbeConfig = field(default_factory=EvalProbeConfig)
+    quality: EvalQualityConfig = field(default_factory=EvalQualityConfig)
 
 
 def check_frame_contract(codec: CodecConfig, sample_rate: int) -> None:

@@ -115,10 +115,11 @@ class BridgeCodec(nn.Module):
         return self.books.bitrate_bps(self.frame_rate, levels)
 
     def level_groups(self) -> dict[str, list[int]]:
-        """The codebook groups the evaluations report, named by their levels: CB0 (the LLM
-        level), the semantic levels (CB0+1), the acoustic levels (CB2..8) and all."""
+        """The codebook groups the evaluations report, named by their levels: each semantic
+        level alone (CB0: the LLM level, CB1), the semantic levels together (CB0+1), the
+        acoustic levels (CB2..8) and all."""
         n, s = self.n_levels, self.n_semantic
-        groups = [[0], list(range(s)), list(range(s, n))]
+        groups = [[k] for k in range(s)] + [list(range(s)), list(range(s, n))]
         return {**{group_name(g): g for g in groups}, "all": list(range(n))}
 
     def n_frames(self, n_samples: int) -> int:
@@ -186,14 +187,19 @@ class BridgeCodec(nn.Module):
 
     # ------------------------------------------------------------------ training
     def forward(self, audio: Tensor, frame_mask: Optional[Tensor] = None,
-                level_mask: Optional[Tensor] = None) -> CodecOutput:
+                level_mask: Optional[Tensor] = None, bypass: Optional[Tensor] = None) -> CodecOutput:
         """Encode, quantize (updating codebooks in training) and decode.
 
         audio [B, 1, N]; frame_mask [B, T] real frames; level_mask [B, K] which levels the
-        decoder sees per example (acoustic / quantizer dropout)."""
+        decoder sees per example (acoustic / quantizer dropout); bypass [B] bool: these examples
+        are decoded from the unquantized latent (Mimi's "quantization rate": the codebooks and
+        the distillation heads still see every example)."""
         latent = self.encode_latent(audio)
         q = self.quantize(latent, frame_mask)
-        return CodecOutput(self.decode_latent(q.latent(mask=level_mask)), latent, q)
+        decoder_in = q.latent(mask=level_mask)
+        if bypass is not None:
+            decoder_in = torch.where(bypass[:, None, None].to(latent.device), latent, decoder_in)
+        return CodecOutput(self.decode_latent(decoder_in), latent, q)
 
     # ------------------------------------------------------------------ files
     def checkpoint(self, **extra: Any) -> dict[str, Any]:

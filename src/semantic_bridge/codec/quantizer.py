@@ -146,6 +146,33 @@ class SplitQuantizer(nn.Module):
         return QuantizedResult(torch.cat([sem.codes, aco.codes], dim=1),
                                torch.cat([sem.levels, aco.levels], dim=1), commitment)
 
+    @torch.no_grad()
+    def init_from_data(self, latent: Tensor, frames_per_step: float) -> list[int]:
+        """k-means initialisation of every level that is not initialised yet (weight surgery may
+        have filled some), from ``latent`` [N, D]: many frames, not one batch -- a 2048-entry
+        codebook k-means'd on one batch of ~150 frames repeats its samples and collapses.
+        Level by level: each RVQ's first level on its projected latent, the next on what the
+        levels before it leave. The initial cluster sizes are rescaled to one step's frames, the
+        scale of the EMA counts that dead-code replacement compares with its threshold (k-means
+        counts over N frames would keep every code "alive" for hundreds of steps).
+        Returns the levels it initialised."""
+        done = []
+        offset = 0
+        for rvq in (self.semantic, self.acoustic):
+            residual = rvq.input_proj(latent.T[None])[0].T  # [N, C]
+            for k, vq in enumerate(rvq.layers):
+                cb = vq._codebook
+                if not bool(cb.initted):
+                    _local_kmeans_init(cb, residual)
+                    scale = frames_per_step / residual.shape[0]
+                    cb.cluster_size.mul_(scale)
+                    cb.embed_avg.mul_(scale)  # embed = embed_avg / cluster_size: unchanged
+                    done.append(offset + k)
+                embed = cb.embed[0]
+                residual = residual - embed[torch.cdist(residual, embed).argmin(-1)]
+            offset += rvq.n_levels
+        return done
+
     def dequantize(self, codes: Tensor, levels: Optional[Sequence[int]] = None) -> Tensor:
         """Decoder input [B, D, T] from codes [B, K, T], using only ``levels`` (all by default).
 
@@ -190,3 +217,18 @@ def say_kmeans_warning_once() -> None:
 
     logger.remove()
     logger.add(sys.stderr, filter=keep)
+
+
+def _local_kmeans_init(cb: nn.Module, data: Tensor) -> None:
+    """k-means-initialise one codebook on this process's ``data`` [N, C] alone. Under DDP the
+    codebook is built to sync its k-means across ranks, but this runs before the process group
+    exists; every rank sees the same frames and seed, and DDP broadcasts rank 0's buffers."""
+    from vector_quantize_pytorch import vector_quantize_pytorch as vq_impl
+
+    synced = cb.sample_fn, cb.kmeans_all_reduce_fn
+    cb.sample_fn, cb.kmeans_all_reduce_fn = vq_impl.batched_sample_vectors, vq_impl.noop
+    try:
+        cb.init_embed_(data[None])
+    finally:
+        cb.sample_fn, cb.kmeans_all_reduce_fn = synced
+

@@ -70,6 +70,18 @@ def error_rates(references: list[str], hypotheses: list[str]) -> ErrorRates:
                       utterances=len(refs), reference_words=sum(len(r.split()) for r in refs))
 
 
+# --------------------------------------------------------------------------- signals
+def si_snr(reference: np.ndarray, estimate: np.ndarray, eps: float = 1e-8) -> float:
+    """Scale-invariant signal-to-noise ratio in dB (Le Roux et al., 2019): both signals
+    zero-mean, the estimate projected on the reference; the same length (the shorter) is used."""
+    n = min(len(reference), len(estimate))
+    s = np.asarray(reference[:n], np.float64) - np.mean(reference[:n])
+    x = np.asarray(estimate[:n], np.float64) - np.mean(estimate[:n])
+    target = (x @ s) / (s @ s + eps) * s
+    noise = x - target
+    return float(10 * np.log10((target @ target + eps) / (noise @ noise + eps)))
+
+
 # --------------------------------------------------------------------------- verification
 def _check(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     scores = np.asarray(scores, dtype=np.float64).ravel()

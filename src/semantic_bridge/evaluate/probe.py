@@ -31,9 +31,10 @@ UNK = 0  # vocabulary index of words never seen as a training target
 
 
 def probe_groups(n_levels: int, n_semantic: int) -> dict[str, list[int]]:
-    """Each semantic level alone (CB0, CB1, ...) and the acoustic levels together."""
-    groups = [[k] for k in range(n_semantic)] + [list(range(n_semantic, n_levels))]
-    return {group_name(g): g for g in groups}
+    """Each semantic level alone (CB0, CB1, ...), the semantic levels together, the acoustic
+    levels together, and all: the groups of the disentanglement table."""
+    groups = [[k] for k in range(n_semantic)] + [list(range(n_semantic)), list(range(n_semantic, n_levels))]
+    return {**{group_name(g): g for g in groups}, "all": list(range(n_levels))}
 
 
 @dataclass

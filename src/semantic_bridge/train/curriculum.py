@@ -21,6 +21,15 @@ def acoustic_dropout_probability(step: int, dropout: float, ramp_steps: int) -> 
     return dropout * min(1.0, step / ramp_steps)
 
 
+def bypass_mask(batch: int, quantization_rate: float, level_mask: Tensor,
+                generator: torch.Generator) -> Tensor:
+    """Bool [batch]: examples the decoder gets unquantized (Mimi quantizes only part of the time,
+    ``quantization_rate`` = the quantized share). Never an example whose levels are being
+    dropped: CB0+1-only decoding is learnt from quantized codes."""
+    unquantized = torch.rand(batch, generator=generator) >= quantization_rate
+    return unquantized & level_mask.all(dim=1).cpu()
+
+
 def level_mask(batch: int, n_semantic: int, n_acoustic: int, p_acoustic: float,
                p_quantizer: float, generator: torch.Generator) -> Tensor:
     """Bool [batch, n_semantic + n_acoustic]: True = the decoder sees this level."""

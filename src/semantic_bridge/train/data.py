@@ -132,3 +132,28 @@ class SegmentData(L.LightningDataModule):
             # fork after torch's thread pools have started can deadlock; spawn is safe
             multiprocessing_context="spawn" if workers else None,
             persistent_workers=workers > 0)
+
+
+def teacher_stats(directory: str, max_rows: int = 2000) -> dict[str, tuple[Tensor, Tensor]]:
+    """Per-dimension mean and standard deviation of the teacher features over (at most
+    ``max_rows``, spread evenly) training rows: LLM features on the frames ``llm_mask`` keeps,
+    speech-teacher features on every frame. For ``DistillHeads.set_teacher_stats``."""
+    data = load_split(directory)
+    step = max(1, len(data) // max_rows)
+    sums: dict[str, list] = {}
+    for row in data.select(range(0, len(data), step)).with_format("numpy"):
+        for name, keep in (("llm", np.asarray(row["llm_mask"], bool)), ("wavlm", None)):
+            x = np.asarray(row[name], np.float64)
+            x = x[keep] if keep is not None else x
+            acc = sums.setdefault(name, [0, 0.0, 0.0])
+            acc[0] += len(x)
+            acc[1] = acc[1] + x.sum(0)
+            acc[2] = acc[2] + (x * x).sum(0)
+    out = {}
+    for name, (n, s, ss) in sums.items():
+        if n < 2:
+            raise DataError(f"{directory}: fewer than 2 {name} teacher frames to standardise with")
+        mean = s / n
+        std = np.sqrt(np.maximum(ss / n - mean * mean, 0.0))
+        out[name] = (torch.from_numpy(mean).float(), torch.from_numpy(std).float())
+    return out

@@ -45,10 +45,10 @@ def heldout_metrics(codec: BridgeCodec, heads: DistillHeads, mel_loss: MultiScal
         sums["mel/loss"] += float(mel_loss(codec.decode_latent(q.latent()), target))
         sums["mel/loss_semantic"] += float(mel_loss(codec.decode_latent(q.latent(semantic)), target))
         h = heads(q)
-        sums["distill/llm"] += float(masked_cosine_loss(h.llm, tensor(row["llm"]),
-                                                        tensor(row["llm_mask"], torch.bool)))
+        llm, wavlm = heads.targets(tensor(row["llm"]), tensor(row["wavlm"]))
+        sums["distill/llm"] += float(masked_cosine_loss(h.llm, llm, tensor(row["llm_mask"], torch.bool)))
         frames = torch.ones(1, latent.shape[-1], dtype=torch.bool, device=device)
-        sums["distill/wavlm"] += float(masked_cosine_loss(h.wavlm, tensor(row["wavlm"]), frames))
+        sums["distill/wavlm"] += float(masked_cosine_loss(h.wavlm, wavlm, frames))
     levels = {f"cb{k}": codebook_stats(np.concatenate(c), codec.books.size)
               for k, c in enumerate(codes_per_level)}
     return {"utterances": n, "losses": {k: v / n for k, v in sums.items()}, "codebooks": levels}

@@ -20,11 +20,23 @@ from ..base.progress import Progress
 from ..codec.heads import DistillHeads
 from ..codec.model import BridgeCodec
 from ..config import CodebooksConfig, TrainConfig
-from .curriculum import acoustic_dropout_probability, level_mask
+from .curriculum import acoustic_dropout_probability, bypass_mask, level_mask
 from .data import Batch
 from .discriminator import MultiScaleStftDiscriminator
 from .losses import (MultiScaleMelLoss, feature_matching_loss, hinge_discriminator_loss,
                      hinge_generator_loss, masked_cosine_loss)
+
+
+@torch.no_grad()
+def batch_perplexity(codes: Tensor, frame_mask: Tensor, size: int) -> dict[str, Tensor]:
+    """``codebooks/perplexity_cbK``: exp(entropy) of each level's codes over a batch's real
+    frames -- codebook usage as a curve (the held-out numbers at the end use ``codec.stats``)."""
+    out = {}
+    for level in range(codes.shape[1]):
+        counts = torch.bincount(codes[:, level][frame_mask], minlength=size).float()
+        p = counts[counts > 0] / counts.sum().clamp(min=1)
+        out[f"codebooks/perplexity_cb{level}"] = torch.exp(-(p * p.log()).sum())
+    return out
 
 
 def step_seed(seed: int, step: int, rank: int) -> int:
@@ -61,13 +73,15 @@ class BridgeModule(L.LightningModule):
                                                   self.books.dropout_ramp_steps)
         mask = level_mask(batch.audio.shape[0], n_s, n_a, p_acoustic,
                           self.books.quantizer_dropout, generator).to(batch.audio.device)
-        out = self.codec(batch.audio, batch.frame_mask, mask)
+        bypass = bypass_mask(batch.audio.shape[0], self.books.quantization_rate, mask, generator)
+        out = self.codec(batch.audio, batch.frame_mask, mask, bypass)
         heads = self.heads(out.quantized)
+        llm, wavlm = self.heads.targets(batch.llm, batch.wavlm)
         losses = {
             "mel/loss": self.mel_loss(out.audio, batch.audio),
             "vq/commitment": out.quantized.commitment,
-            "distill/llm": masked_cosine_loss(heads.llm, batch.llm, batch.llm_mask & batch.frame_mask),
-            "distill/wavlm": masked_cosine_loss(heads.wavlm, batch.wavlm, batch.frame_mask),
+            "distill/llm": masked_cosine_loss(heads.llm, llm, batch.llm_mask & batch.frame_mask),
+            "distill/wavlm": masked_cosine_loss(heads.wavlm, wavlm, batch.frame_mask),
         }
         return out, losses, p_acoustic
 
@@ -110,6 +124,7 @@ class BridgeModule(L.LightningModule):
 
         logs.update({k: v.detach() for k, v in losses.items()})
         logs["loss/total"] = total.detach()
+        logs.update(batch_perplexity(out.quantized.codes, batch.frame_mask, self.books.size))
         self._log(logs)
 
     def _log(self, logs: dict[str, Tensor | float]) -> None:

@@ -26,7 +26,8 @@ from ..codec.heads import DistillHeads
 from ..codec.model import BridgeCodec, group_name
 from ..codec.quantizer import say_kmeans_warning_once
 from ..config import Params, to_dict
-from .data import SegmentData, teacher_dims
+from .codebook_init import init_codebooks
+from .data import SegmentData, teacher_dims, teacher_stats
 from .discriminator import MultiScaleStftDiscriminator
 from .heldout import heldout_metrics
 from .module import BridgeModule, StepProgress
@@ -56,12 +57,16 @@ def _precision(params: Params) -> str:
     return "bf16-mixed" if gpu else "32-true"
 
 
+def frames_per_step(params: Params) -> int:
+    t = params.train
+    return t.batch_size * segment_frames(params) * t.world_size
+
+
 def build_models(params: Params, data_dir: Path):
     """Codec (with surgery when ``codec.init_from`` is set), heads and discriminator."""
     t, books = params.train, params.codebooks
-    frames_per_step = t.batch_size * segment_frames(params) * t.world_size
     # Mimi's rule: a code is dead when its EMA usage falls below ratio x uniform usage
-    threshold = books.dead_code_ratio * frames_per_step / books.size
+    threshold = books.dead_code_ratio * frames_per_step(params) / books.size
     L.seed_everything(params.seed, workers=True, verbose=False)
     codec = BridgeCodec.build(params.codec, books, params.data.sample_rate,
                               dead_code_threshold=threshold, sync=t.world_size > 1)
@@ -73,6 +78,8 @@ def build_models(params: Params, data_dir: Path):
         log.info("weight surgery from %s: %s", params.codec.init_from, surgery.summary())
     llm_dim, wavlm_dim = teacher_dims(str(data_dir / "train"))
     heads = DistillHeads(params.codec.hidden_size, llm_dim, wavlm_dim, n_semantic=books.semantic)
+    if t.standardize_teachers:
+        heads.set_teacher_stats(teacher_stats(str(data_dir / "train")))
     disc = MultiScaleStftDiscriminator(t.discriminator.n_ffts, t.discriminator.filters)
     return codec, heads, disc, surgery
 
@@ -128,6 +135,10 @@ def run_train(params: Params, data: str, out: str, plots: str) -> dict[str, Any]
         start = torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"]
         log.info("resuming from %s at step %d", ckpt, start)
         _trim_live(work / "live", start)
+    init = None
+    if ckpt is None:  # a resumed run restores its codebooks from the checkpoint
+        init = init_codebooks(codec, data_dir / "train", params.codebooks.init_frames,
+                              frames_per_step(params))
 
     logger = DVCLiveLogger(dir=str(work / "live"), resume=ckpt is not None, save_dvc_exp=False,
                            dvcyaml=False, report=None)
@@ -160,6 +171,8 @@ def run_train(params: Params, data: str, out: str, plots: str) -> dict[str, Any]
     }
     if surgery is not None:
         metrics["surgery"] = surgery.summary()
+    if init is not None:
+        metrics["codebook_init"] = init
     _write_outputs(module, trainer.global_step, out_path, work, Path(plots), config)
     write_codebook_plot(metrics, plots)
     shutil.rmtree(work, ignore_errors=True)
