@@ -196,3 +196,18 @@ def test_codebook_stats_by_hand():
     assert codebook_stats(list(range(8)), size=8)["perplexity"] == pytest.approx(8.0)
     with pytest.raises(ValueError, match=">= codebook size"):
         codebook_stats([4], size=4)
+
+
+def test_output_init_scale_starts_the_decoder_at_speech_level():
+    torch.manual_seed(0)
+    a = BridgeCodec.build(CodecConfig(), CodebooksConfig(), 24000)
+    b = BridgeCodec.build(CodecConfig(), CodebooksConfig(), 24000)
+    b.load_state_dict(a.state_dict())
+    b.scale_output_layer(0.02)
+    latent = torch.randn(1, a.config.hidden_size, 10)
+    with torch.no_grad():
+        ya, yb = a.decoder.decoder_seanet(latent), b.decoder.decoder_seanet(latent)
+    # the last convolution is linear: the SEANet decoder's whole output scales with it
+    torch.testing.assert_close(yb, 0.02 * ya, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ConfigError, match="codec.output_init_scale"):
+        CodecConfig(output_init_scale=0.0)

@@ -265,11 +265,13 @@ class CodecConfig:
     intermediate_size: int = 128  # paper: 2048
     codebook_dim: int = 32  # RVQ space; paper: 256
     init_from: Optional[str] = None  # paper: kyutai/mimi (name or path), for weight surgery
+    output_init_scale: float = 0.02  # decoder's last conv scaled at init (no surgery): breaks the plateau
 
     def __post_init__(self) -> None:
         for key in ("hidden_size", "num_filters", "transformer_layers", "attention_heads",
                     "intermediate_size", "codebook_dim"):
             _positive(f"codec.{key}", getattr(self, key))
+        _positive("codec.output_init_scale", self.output_init_scale)
         if self.hidden_size % self.attention_heads:
             raise ConfigError("codec.hidden_size: must be divisible by codec.attention_heads")
         if not self.upsampling_ratios or min(self.upsampling_ratios) < 1:

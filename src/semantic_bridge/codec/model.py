@@ -102,6 +102,18 @@ class BridgeCodec(nn.Module):
         return cls(MimiEncoderModel(config.encoder_config), quantizer,
                    MimiDecoderModel(config.decoder_config), codec, books, sample_rate)
 
+    @torch.no_grad()
+    def scale_output_layer(self, scale: float) -> None:
+        """Multiply the decoder's last convolution (weights and bias) by ``scale``: a training
+        init. A randomly initialised decoder outputs ~50x the level of speech; the mel loss is
+        then first reduced by shrinking the output towards silence, with the input ignored
+        (the plateau of the README's learning curve). Scaled down, it starts at speech level."""
+        if scale != 1.0:
+            conv = self.decoder.decoder_seanet.layers[-1].conv
+            conv.weight.mul_(scale)
+            if conv.bias is not None:
+                conv.bias.mul_(scale)
+
     @property
     def n_levels(self) -> int:
         return self.quantizer.n_levels

@@ -76,6 +76,8 @@ def build_models(params: Params, data_dir: Path):
 
         surgery = init_from_mimi(codec, params.codec.init_from)
         log.info("weight surgery from %s: %s", params.codec.init_from, surgery.summary())
+    else:
+        codec.scale_output_layer(params.codec.output_init_scale)
     llm_dim, wavlm_dim = teacher_dims(str(data_dir / "train"))
     heads = DistillHeads(params.codec.hidden_size, llm_dim, wavlm_dim, n_semantic=books.semantic)
     if t.standardize_teachers:
