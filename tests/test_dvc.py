@@ -18,9 +18,9 @@ import yaml
 from conftest import REPO, shrink
 
 pytestmark = pytest.mark.slow
-EVALS = {"eval_wer", "eval_eer", "eval_swap", "eval_probe", *(
+EVALS = {"eval_wer", "eval_eer", "eval_swap", "eval_probe", "eval_quality", "disentanglement", *(
     f"eval_reasoning@{e}" for e in ("htsat", "mimi_semantic", "mimi_full", "bridge"))}
-EVAL_METRICS = ("wer", "eer", "swap", "probe", "reasoning/htsat", "reasoning/mimi_semantic",
+EVAL_METRICS = ("wer", "eer", "swap", "probe", "quality", "disentanglement", "reasoning/htsat", "reasoning/mimi_semantic",
                 "reasoning/mimi_full", "reasoning/bridge")
 
 
@@ -100,6 +100,55 @@ def test_repro_status_push_and_pull_into_a_fresh_clone(project):
     assert "up to date" in dvc("status", cwd=clone)
 
 
+@pytest.fixture()
+def s3_server():
+    """A real S3-compatible server on localhost (moto's server mode) with an empty bucket."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    s3 = boto3.client("s3", endpoint_url=url, aws_access_key_id="test-key",
+                      aws_secret_access_key="test-secret", region_name="us-east-1")
+    s3.create_bucket(Bucket="semantic-bridge")
+    try:
+        yield url, s3
+    finally:
+        server.stop()
+
+
+def test_push_and_pull_through_an_s3_remote(project, s3_server):
+    """The README's S3 recipe against a real S3 server: the remote's URL and endpoint in the
+    committed .dvc/config, the credentials in the git-ignored .dvc/config.local; push, then a
+    fresh clone with its own credentials pulls the same outputs."""
+    work, _ = project
+    url, s3 = s3_server
+    dvc("repro", cwd=work)
+    dvc("remote", "add", "s3store", "s3://semantic-bridge/dvc", cwd=work)
+    dvc("remote", "modify", "s3store", "endpointurl", url, cwd=work)
+    for key, value in (("access_key_id", "test-key"), ("secret_access_key", "test-secret")):
+        dvc("remote", "modify", "--local", "s3store", key, value, cwd=work)
+    assert "test-secret" not in (work / ".dvc/config").read_text()
+    assert "config.local" not in sh("git", "status", "--porcelain", "--ignored=no", cwd=work)
+    sh("git", "add", "-A", cwd=work)
+    sh("git", "commit", "-qm", "s3 remote", "--allow-empty", cwd=work)
+    dvc("push", "-r", "s3store", cwd=work)
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="semantic-bridge").get("Contents", [])]
+    assert keys and all(k.startswith("dvc/files/md5/") for k in keys)
+
+    clone = work.parent / "s3clone"
+    sh("git", "clone", "-q", str(work), str(clone), cwd=work.parent)
+    assert not (clone / ".dvc/config.local").exists()  # credentials never travel with git
+    for key, value in (("access_key_id", "test-key"), ("secret_access_key", "test-secret")):
+        dvc("remote", "modify", "--local", "s3store", key, value, cwd=clone)
+    dvc("pull", "-r", "s3store", cwd=clone)
+    assert tree(clone / "data/merged") == tree(work / "data/merged")
+    assert (clone / "models/codec.pt").read_bytes() == (work / "models/codec.pt").read_bytes()
+    assert "up to date" in dvc("status", cwd=clone)
+
+
 @contextlib.contextmanager
 def edited_params(work: Path, edit):
     """params.yaml changed by ``edit(raw)`` inside the block, restored after it."""
@@ -169,8 +218,10 @@ def test_eval_params_rerun_only_their_evaluation(project):
         assert changed_stages(dvc("status", cwd=work)) == {"eval_swap"}
     with edited_params(work, lambda raw: raw["eval"]["reasoning"].update(steps=2)):
         assert changed_stages(dvc("status", cwd=work)) == {s for s in EVALS if "reasoning" in s}
-    with edited_params(work, lambda raw: raw["eval"]["wer"].update(max_utterances=2)):  # ASR: both
-        assert changed_stages(dvc("status", cwd=work)) == {"eval_wer", "eval_swap"}
+    with edited_params(work, lambda raw: raw["eval"]["wer"].update(max_utterances=2)):  # the ASR
+        assert changed_stages(dvc("status", cwd=work)) == {"eval_wer", "eval_swap", "eval_quality"}
+    with edited_params(work, lambda raw: raw["eval"]["quality"].update(utterances=1)):
+        assert changed_stages(dvc("status", cwd=work)) == {"eval_quality"}
 
 
 def test_an_experiment_on_a_codebook_knob_reruns_training_and_evaluations_only(project):
