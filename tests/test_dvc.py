@@ -234,8 +234,10 @@ def test_an_experiment_on_a_codebook_knob_reruns_training_and_evaluations_only(p
     sh("git", "commit", "-qm", "baseline", "--allow-empty", cwd=work)
     out = dvc("exp", "run", "-S", "codebooks.dropout=0.3", cwd=work)
     ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
-    assert ran == {"check_params", "train"} | EVALS - {"eval_reasoning@htsat", "eval_reasoning@mimi_semantic",
-                                       "eval_reasoning@mimi_full"}, out
+    expected = {"check_params", "train"} | EVALS - {"eval_reasoning@htsat", "eval_reasoning@mimi_semantic",
+                                                "eval_reasoning@mimi_full"}
+    # disentanglement only reads metrics files: DVC skips it when they came out identical
+    assert expected - {"disentanglement"} <= ran <= expected, out
     diff = json.loads(dvc("metrics", "diff", "--json", cwd=work))
     assert "metrics/train.json" in diff and diff["metrics/train.json"]
     side_by_side = json.loads(dvc("metrics", "diff", "--all", "--json", cwd=work))
