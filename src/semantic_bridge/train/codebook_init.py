@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..base.shards import iter_batches, iter_rows
+from ..base.shards import iter_batches, load_split
 from ..codec.model import BridgeCodec
 
 log = logging.getLogger(__name__)
@@ -22,11 +22,11 @@ def init_codebooks(codec: BridgeCodec, train_dir: Path, frames: int, frames_per_
     counts = np.concatenate([b.column(0).to_numpy() for b in iter_batches(train_dir, columns=["n_frames"])])
     stride = max(1, int(counts.sum() // max(frames, 1)))
     device = next(codec.parameters()).device
+    # memory-mapped: only the chosen rows' audio is read, not the whole split's
+    rows = load_split(train_dir).select_columns(["audio"]).with_format("numpy")
     latents, total = [], 0
-    for i, row in enumerate(iter_rows(train_dir, columns=["audio"])):
-        if i % stride:
-            continue
-        audio = torch.from_numpy(np.asarray(row["audio"], np.float32))[None, None].to(device)
+    for i in range(0, len(counts), stride):
+        audio = torch.from_numpy(np.asarray(rows[i]["audio"], np.float32))[None, None].to(device)
         latent = codec.encode_latent(audio)[0].T  # [T, D]
         latents.append(latent)
         total += len(latent)
