@@ -81,7 +81,7 @@ def test_repro_status_push_and_pull_into_a_fresh_clone(project):
     # evaluations name the models that produced them
     assert json.loads((work / "metrics/wer.json").read_text())["models"]["codec"]["checkpoint"] == "models/codec.pt"
     assert json.loads((work / "metrics/reasoning/bridge.json").read_text())["models"]["encoder"]["model"] == "models/codec.pt"
-    assert (work / "plots/eval/det/cb0.png").is_file() and (work / "data/eval/swap/pair00_swap.wav").is_file()
+    assert (work / "plots/eval/det/cb0.png").is_file() and (work / "data/eval/swap/pair00_swap_cb0_1.wav").is_file()
     assert "up to date" in dvc("status", cwd=work)
     again = dvc("repro", cwd=work)
     assert "didn't change, skipping" in again and "Running stage" not in again

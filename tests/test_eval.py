@@ -226,16 +226,41 @@ def test_mfcc_speaker_embedding_follows_the_voice():
     assert sim(low, low2) > sim(low, high)
 
 
+def test_swap_rows_are_named_by_the_content_group_they_take_from_a():
+    from semantic_bridge.evaluate.swap import swap_rows
+
+    assert swap_rows([5, 1, 3, 2]) == {"cb0": 1, "cb0_1": 2, "cb0_2": 3, "cb0_4": 5}
+
+
 def test_swap_stage(eval_params, prepared, codec_path, tmp_path):
+    plot = tmp_path / "swap.csv"
     m = run_swap(eval_params.eval.swap, eval_params.eval.wer, "embedded", eval_params.seed,
-                 str(prepared / "corpus"), str(codec_path), str(tmp_path / "swap"))
-    assert m["pairs"] == 3 and m["content_levels"] == 2 and m["content_bitrate_bps"] == 150.0
+                 str(prepared / "corpus"), str(codec_path), str(tmp_path / "swap"), str(plot))
+    assert m["pairs"] == 3 and m["content_levels"] == [1, 2, 3, 5]
+    assert list(m["rows"]) == ["cb0", "cb0_1", "cb0_2", "cb0_4"]
+    per_level = m["rows"]["cb0"]["content_bitrate_bps"]
+    for row in m["rows"].values():  # content bitrate is A's levels only, at 6 bits x 12.5 Hz each
+        assert row["content_bitrate_bps"] == row["content_levels"] * per_level == row["content_levels"] * 75.0
+        for key in ("similarity_to_a", "similarity_to_b", "closer_to_b_fraction"):
+            assert -1 <= row[key] <= 1
+        assert row["wer_vs_a"] >= 0 and row["asr_capped"] >= 0
+    assert -1 <= m["a_to_b_originals"] <= 1
     assert m["models"]["speaker"] == {"backend": "campplus", "model": "campplus"}
-    for key in ("to_a", "to_b", "a_to_b_originals", "closer_to_b_fraction"):
-        assert -1 <= m["similarity"][key] <= 1
-    assert m["wer_vs_a"] >= 0
+    lines = plot.read_text().splitlines()
+    assert lines[0].startswith("setting,content_levels") and [ln.split(",")[0] for ln in lines[1:]] == list(m["rows"])
     assert sorted(p.name for p in (tmp_path / "swap").iterdir()) == [
-        "pair00_A.wav", "pair00_B.wav", "pair00_swap.wav", "pairs.tsv"]
+        "pair00_A.wav", "pair00_B.wav", "pair00_swap_cb0.wav", "pair00_swap_cb0_1.wav",
+        "pair00_swap_cb0_2.wav", "pair00_swap_cb0_4.wav", "pairs.tsv"]
+
+
+def test_swap_levels_must_leave_b_a_level():
+    from semantic_bridge.base.errors import ConfigError
+    from semantic_bridge.config import params_from_dict
+
+    with pytest.raises(ConfigError, match="eval.swap.content_levels: each must be below the codec's 9"):
+        params_from_dict({"eval": {"swap": {"content_levels": [1, 9]}}})
+    with pytest.raises(ConfigError, match="eval.swap.content_levels: a list of distinct"):
+        params_from_dict({"eval": {"swap": {"content_levels": [2, 2]}}})
 
 
 # --------------------------------------------------------------------------- eval_probe

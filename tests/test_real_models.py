@@ -102,6 +102,21 @@ def test_faster_whisper_transcribes_real_speech_far_better_than_pocketsphinx():
     assert w.wer < 0.25 and p.wer > 0.5, (w, p)  # measured: 0.16 vs 0.72
     arctic_hyps = whisper.transcribe([(audio, 16000) for _, audio, _ in arctic()])
     assert error_rates([t for _, _, t in arctic()], arctic_hyps).wer == 0.0
+    assert whisper.capped == 0  # real speech never reaches the loop cap
+
+
+def test_a_looping_hypothesis_is_cut_at_the_token_cap_and_counted(monkeypatch):
+    from semantic_bridge.config import EvalWerConfig
+    from semantic_bridge.evaluate import asr as A
+
+    assert A.token_cap(2.0) == 8 + 16 and A.token_cap(0.01) == 9
+    monkeypatch.setattr(A, "TOKENS_PER_SECOND", 0)  # a cap of 3 tokens whatever the length
+    monkeypatch.setattr(A, "TOKEN_ALLOWANCE", 3)
+    whisper = A.make_recognizer(EvalWerConfig())
+    _, audio, text = arctic()[0]
+    (hyp,) = whisper.transcribe([(audio, 16000)])
+    assert whisper.capped == 1
+    assert 1 <= len(hyp.split()) <= 3 < len(text.split())  # at most 3 tokens: at most 3 words
 
 
 # --------------------------------------------------------------------------- speaker

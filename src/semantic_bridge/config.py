@@ -83,7 +83,7 @@ class SyntheticConfig:
     utterances_per_speaker: int = 20
     voices: list[str] = field(
         default_factory=lambda: [
-            "en-us+m1", "en-us+m3", "en-us+m6", "en-us+m8", "en-us+edward", "en-us+f4", "en-us+aunty",
+            "en-us+m1", "en-us+m3", "en-us+m6", "en-us+m8", "en-us+edward", "en-us+steph", "en-us+steph3",
         ]
     )
     pitch: list[int] = field(default_factory=lambda: [40, 50, 60])  # espeak 0..99
@@ -459,7 +459,8 @@ class EvalEerConfig:
 @dataclass
 class EvalSwapConfig:
     pairs: int = 20
-    content_levels: int = 2  # CB0 (1) or CB0+1 (2) from utterance A
+    # one row per entry: A's first k codebooks (1 = CB0, 2 = CB0+1, ...) with B's others
+    content_levels: list[int] = field(default_factory=lambda: [1, 2, 3, 5])
     speaker_backend: str = "campplus"  # campplus (real CAM++) | mfcc (no weights) | nemo (TitaNet)
     speaker_model: Optional[str] = "campplus"  # campplus: registry key or .pt; nemo: name or .nemo
     save_wavs: int = 4  # swapped pairs written as wav files (A, B, swap)
@@ -467,8 +468,10 @@ class EvalSwapConfig:
     def __post_init__(self) -> None:
         _positive("eval.swap.pairs", self.pairs)
         _at_least("eval.swap.save_wavs", self.save_wavs, 0)
-        if self.content_levels not in (1, 2):
-            raise ConfigError(f"eval.swap.content_levels: 1 (CB0) or 2 (CB0+1), got {self.content_levels}")
+        if not self.content_levels or len(set(self.content_levels)) != len(self.content_levels) \
+                or min(self.content_levels) < 1:
+            raise ConfigError("eval.swap.content_levels: a list of distinct level counts >= 1 "
+                              f"(1 = CB0, 2 = CB0+1, ...), got {self.content_levels}")
         _choice("eval.swap.speaker_backend", self.speaker_backend, SPEAKER_BACKENDS)
         if self.speaker_backend != "mfcc" and not self.speaker_model:
             raise ConfigError(f"eval.swap.speaker_model: required for speaker_backend {self.speaker_backend!r}")
@@ -567,6 +570,10 @@ class Params:
         _at_least("seed", self.seed, 0)
         _at_least("cpu_threads", self.cpu_threads, 1)
         check_frame_contract(self.codec, self.data.sample_rate)
+        levels = self.codebooks.semantic + self.codebooks.acoustic
+        if max(self.eval.swap.content_levels) >= levels:
+            raise ConfigError(f"eval.swap.content_levels: each must be below the codec's {levels} "
+                              f"levels (B keeps the rest), got {self.eval.swap.content_levels}")
 
     @property
     def frame_rate(self) -> float:

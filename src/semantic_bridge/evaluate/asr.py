@@ -16,6 +16,8 @@ WER metric normalises it.
 
 from __future__ import annotations
 
+import logging
+import math
 import tempfile
 from pathlib import Path
 from typing import Iterable, Optional, Protocol
@@ -30,6 +32,8 @@ from ..config import EvalWerConfig
 from .common import iter_split
 
 Audio = tuple[np.ndarray, int]
+
+log = logging.getLogger(__name__)
 
 
 class Recognizer(Protocol):
@@ -101,8 +105,24 @@ class PocketsphinxRecognizer:
 
 
 # --------------------------------------------------------------------------- faster-whisper
+# Speech runs at ~3-4 Whisper tokens a second; a hypothesis past this is a decoding loop
+# (Whisper repeats a phrase until its 448-token window ends on unintelligible audio).
+TOKENS_PER_SECOND = 8
+TOKEN_ALLOWANCE = 8
+
+
+def token_cap(seconds: float) -> int:
+    """The most tokens one utterance of ``seconds`` may decode to."""
+    return TOKEN_ALLOWANCE + math.ceil(TOKENS_PER_SECOND * seconds)
+
+
 class FasterWhisperRecognizer:
-    """CTranslate2 Whisper (faster-whisper), one utterance at a time, greedy."""
+    """CTranslate2 Whisper (faster-whisper), one utterance at a time, greedy.
+
+    Each hypothesis is capped at ``token_cap(duration)`` tokens, so a looping decode of
+    unintelligible audio scores a bounded number of insertions rather than up to 448 tokens of
+    one repeated phrase (WER up to ~30 on a 2 s clip); ``capped`` counts the utterances
+    that hit the cap (each is logged)."""
 
     name = "faster_whisper"
 
@@ -127,16 +147,25 @@ class FasterWhisperRecognizer:
                                 cpu_threads=int(os.environ.get("OMP_NUM_THREADS", "0")))
         self.rate = self.net.feature_extractor.sampling_rate
         self.english_only = not self.net.model.is_multilingual
+        self.capped = 0
 
     def transcribe(self, audios: list[Audio]) -> list[str]:
         out = []
         for audio, sr in audios:
             wave = np.ascontiguousarray(resample(audio, sr, self.rate), dtype=np.float32)
+            cap = token_cap(len(wave) / self.rate)
             segments, _ = self.net.transcribe(
                 wave, language=None if self.english_only else "en", task="transcribe",
                 beam_size=1, best_of=1, temperature=0.0, without_timestamps=True,
-                condition_on_previous_text=False, vad_filter=False)
-            out.append(" ".join(seg.text.strip() for seg in segments).strip())
+                condition_on_previous_text=False, vad_filter=False, max_new_tokens=cap)
+            segments = list(segments)
+            text = " ".join(seg.text.strip() for seg in segments).strip()
+            # faster-whisper counts one of the cap's tokens that the segments do not list
+            if sum(len(seg.tokens) for seg in segments) >= cap - 1:
+                self.capped += 1
+                log.warning("ASR hypothesis cut at %d tokens (%.1f s of audio; a decoding loop): %.60s...",
+                            cap, len(wave) / self.rate, text)
+            out.append(text)
         return out
 
     def close(self) -> None:

@@ -18,7 +18,7 @@ decoded from its first 1, 2 and 8 codebooks -- at paper scale kyutai's Mimi at 1
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Optional
 
@@ -162,10 +162,13 @@ def run_quality(cfg: EvalQualityConfig, wer: EvalWerConfig, speaker_model: str, 
     total = split_size(corpus, "test", cfg.utterances)
     progress = Progress("eval_quality", total, "utt")
     saved: dict[str, list[tuple[str, np.ndarray]]] = defaultdict(list)
+    skipped: Counter = Counter()
     rate = codec.sample_rate
     try:
         for n, row in enumerate(iter_split(corpus, "test", ["id", "text", "audio", "sample_rate"], cfg.utterances)):
             if not has_words(row["text"]):
+                skipped["empty_reference"] += 1
+                log.warning("skip %s: its transcript %r has no word after normalisation", row["id"], row["text"])
                 progress.update()
                 continue
             ref = np.asarray(row["audio"], np.float32)
@@ -212,7 +215,8 @@ def run_quality(cfg: EvalQualityConfig, wer: EvalWerConfig, speaker_model: str, 
                      mos="DNSMOS P.835 (speechmos 0.0.1.1, Microsoft)", pitch="Praat (parselmouth)",
                      reference_mimi={"model": cfg.reference_mimi,
                                      "note": "random weights: machinery only" if scale == "embedded" else None}),
-            "utterances": len(refs), "rows": table}
+            "utterances": len(refs), "skipped": dict(skipped),
+            "asr_capped": getattr(scorer.asr, "capped", 0), "rows": table}
 
 
 def _write_plots(table: dict[str, Any], plots: Path) -> None:

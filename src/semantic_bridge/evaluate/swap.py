@@ -1,6 +1,8 @@
 """eval_swap: does swapping move timbre but keep words? For pairs (A, B) of test utterances by
-different speakers, decode A's content codebooks (CB0 or CB0+1) with B's other codebooks; ASR
-WER of the swap against A's transcript, and the speaker similarity of the swap to A and to B."""
+different speakers, decode A's first k codebooks with B's others, for each k of
+``eval.swap.content_levels`` (SpeechTokenizer's one-shot conversion table): ASR WER of the swap
+against A's transcript, the speaker similarity of the swap to A and to B, and the originals'
+A-to-B similarity (the floor: what "sounds like B" can reach from A's side)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import torch
 
 from ..base.errors import DataError
 from ..base.files import staged_output, write_text, write_wav
+from ..codec.model import group_name
 from ..config import EvalSwapConfig, EvalWerConfig
 from .asr import make_recognizer
 from .common import as_batch, header, iter_split, load_codec
@@ -37,11 +40,19 @@ def pick_pairs(speakers: list[str], n: int, seed: int,
     return [candidates[i] for i in sorted(chosen)]
 
 
+def swap_rows(content_levels: list[int]) -> dict[str, int]:
+    """Row name (the content group taken from A) -> its level count, in ascending order."""
+    return {group_name(list(range(k))): k for k in sorted(content_levels)}
+
+
 def run_swap(cfg: EvalSwapConfig, wer: EvalWerConfig, scale: str, seed: int, corpus: str,
-             codec_path: str, wav_dir: str) -> dict[str, Any]:
+             codec_path: str, wav_dir: str, plot: Optional[str] = None) -> dict[str, Any]:
     loaded = load_codec(codec_path)
     codec = loaded.codec
     dev = next(codec.parameters()).device
+    settings = swap_rows(cfg.content_levels)
+    if max(settings.values()) >= codec.n_levels:
+        raise DataError(f"eval.swap.content_levels {cfg.content_levels}: the codec has {codec.n_levels} levels")
     # metadata first; audio only for the utterances the pairs use
     meta = list(iter_split(corpus, "test", ["speaker", "text"]))
     scorable = [has_words(m["text"]) for m in meta]
@@ -56,41 +67,58 @@ def run_swap(cfg: EvalSwapConfig, wer: EvalWerConfig, scale: str, seed: int, cor
             rows[i] = row
     speaker = make_speaker_model(cfg)
     asr = make_recognizer(wer, corpus)
-    swaps, sims_a, sims_b, sims_ab = [], [], [], []
     rate = codec.sample_rate
+    swaps: dict[str, list[np.ndarray]] = {name: [] for name in settings}
+    hyps: dict[str, list[str]] = {}
+    capped: dict[str, int] = {}
     try:
         with torch.no_grad():
             codes = {i: codec.encode(as_batch(rows[i]["audio"], dev)) for i in needed}
             embeds = {i: speaker.embed(rows[i]["audio"], rows[i]["sample_rate"]) for i in needed}
-            for a, b in pairs:
-                audio = codec.voice_swap(codes[a], codes[b], cfg.content_levels)[0, 0]
+            for a, b in pairs:  # every setting from the same codes
                 n = min(len(rows[a]["audio"]), len(rows[b]["audio"]))
-                swaps.append(audio[:n].float().cpu().numpy())
-        hyps = asr.transcribe([(s, rate) for s in swaps])
+                for name, k in settings.items():
+                    audio = codec.voice_swap(codes[a], codes[b], k)[0, 0]
+                    swaps[name].append(audio[:n].float().cpu().numpy())
+        for name in settings:
+            before = getattr(asr, "capped", 0)
+            hyps[name] = asr.transcribe([(s, rate) for s in swaps[name]])
+            capped[name] = getattr(asr, "capped", 0) - before
     finally:
         asr.close()
-    for (a, b), audio in zip(pairs, swaps, strict=True):
-        e = speaker.embed(audio, rate)
-        sims_a.append(float(cosine_scores(e[None], embeds[a][None])[0]))
-        sims_b.append(float(cosine_scores(e[None], embeds[b][None])[0]))
-        sims_ab.append(float(cosine_scores(embeds[a][None], embeds[b][None])[0]))
+    sims_ab = np.array([float(cosine_scores(embeds[a][None], embeds[b][None])[0]) for a, b in pairs])
+    table: dict[str, Any] = {}
+    for name, k in settings.items():
+        sims_a, sims_b = [], []
+        for (a, b), audio in zip(pairs, swaps[name], strict=True):
+            e = speaker.embed(audio, rate)
+            sims_a.append(float(cosine_scores(e[None], embeds[a][None])[0]))
+            sims_b.append(float(cosine_scores(e[None], embeds[b][None])[0]))
+        rates = error_rates([rows[a]["text"] for a, _ in pairs], hyps[name])
+        to_a, to_b = np.array(sims_a), np.array(sims_b)
+        table[name] = {"content_levels": k, "content_bitrate_bps": codec.bitrate_bps(k),
+                       "wer_vs_a": rates.wer, "cer_vs_a": rates.cer, "asr_capped": capped[name],
+                       "similarity_to_a": float(to_a.mean()), "similarity_to_b": float(to_b.mean()),
+                       "closer_to_b_fraction": float((to_b > to_a).mean())}
+        log.info("swap %s: WER vs A %.3f; similarity to A %.3f, to B %.3f (originals A-B %.3f)",
+                 name, rates.wer, to_a.mean(), to_b.mean(), sims_ab.mean())
     with staged_output(wav_dir) as tmp:  # a few pairs to listen to
-        for k, ((a, b), audio) in enumerate(zip(pairs[: cfg.save_wavs], swaps, strict=False)):
-            write_wav(Path(tmp) / f"pair{k:02d}_A.wav", rows[a]["audio"], rate)
-            write_wav(Path(tmp) / f"pair{k:02d}_B.wav", rows[b]["audio"], rate)
-            write_wav(Path(tmp) / f"pair{k:02d}_swap.wav", audio, rate)
-        write_text(Path(tmp) / "pairs.tsv", "pair\tA\tB\tA_text\tswap_asr\n" + "".join(
-            f"{k:02d}\t{rows[a]['id']}\t{rows[b]['id']}\t{rows[a]['text']}\t{hyps[k]}\n"
-            for k, (a, b) in enumerate(pairs[: cfg.save_wavs])))
-    rates = error_rates([rows[a]["text"] for a, _ in pairs], hyps)
-    sims_a, sims_b = np.array(sims_a), np.array(sims_b)
-    log.info("swap: WER vs A %.3f; similarity to A %.3f, to B %.3f", rates.wer, sims_a.mean(), sims_b.mean())
+        for p, (a, b) in enumerate(pairs[: cfg.save_wavs]):
+            write_wav(Path(tmp) / f"pair{p:02d}_A.wav", rows[a]["audio"], rate)
+            write_wav(Path(tmp) / f"pair{p:02d}_B.wav", rows[b]["audio"], rate)
+            for name in settings:
+                write_wav(Path(tmp) / f"pair{p:02d}_swap_{name}.wav", swaps[name][p], rate)
+        write_text(Path(tmp) / "pairs.tsv", "pair\tA\tB\tA_text\tsetting\tswap_asr\n" + "".join(
+            f"{p:02d}\t{rows[a]['id']}\t{rows[b]['id']}\t{rows[a]['text']}\t{name}\t{hyps[name][p]}\n"
+            for p, (a, b) in enumerate(pairs[: cfg.save_wavs]) for name in settings))
+    floor = float(sims_ab.mean())
+    if plot:
+        write_text(plot, "setting,content_levels,content_bitrate_bps,wer_vs_a,similarity_to_a,"
+                         "similarity_to_b,a_to_b_originals\n" + "".join(
+            f"{name},{r['content_levels']},{r['content_bitrate_bps']:g},{r['wer_vs_a']:.6f},"
+            f"{r['similarity_to_a']:.6f},{r['similarity_to_b']:.6f},{floor:.6f}\n" for name, r in table.items()))
     return {**header(scale, codec=loaded.info(), asr={"backend": asr.name, "model": asr.model},
                      speaker={"backend": speaker.name, "model": speaker.model}),
             "pairs": len(pairs), "skipped": {"empty_reference": scorable.count(False)},
-            "content_levels": cfg.content_levels,
-            "content_bitrate_bps": codec.bitrate_bps(cfg.content_levels),
-            "wer_vs_a": rates.wer, "cer_vs_a": rates.cer,
-            "similarity": {"to_a": float(sims_a.mean()), "to_b": float(sims_b.mean()),
-                           "a_to_b_originals": float(np.mean(sims_ab)),
-                           "closer_to_b_fraction": float((sims_b > sims_a).mean())}}
+            "content_levels": sorted(cfg.content_levels),
+            "a_to_b_originals": floor, "rows": table}

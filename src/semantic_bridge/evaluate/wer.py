@@ -49,6 +49,7 @@ def run_wer(cfg: EvalWerConfig, scale: str, corpus: str, codec_path: str, plot: 
     refs: list[str] = []
     hyps: dict[str, list[str]] = {name: [] for name in rows_def}
     skipped: Counter = Counter()
+    capped: Counter = Counter()  # hypotheses cut at the ASR's token cap (decoding loops), per row
     rows_in = with_words(iter_split(corpus, "test", ["id", "text", "audio", "sample_rate"],
                                     cfg.max_utterances), skipped)
     progress = Progress("eval_wer", split_size(corpus, "test", cfg.max_utterances), "utt")
@@ -63,7 +64,9 @@ def run_wer(cfg: EvalWerConfig, scale: str, corpus: str, codec_path: str, plot: 
             for name in rows_def:
                 waves = [(out[name] if name in coded else row["audio"], row["sample_rate"])
                          for row, out in zip(window, decoded)]
+                before = getattr(asr, "capped", 0)
                 hyps[name].extend(asr.transcribe(waves))
+                capped[name] += getattr(asr, "capped", 0) - before
             progress.update(len(refs) + sum(skipped.values()) - progress.n)  # rows read so far
     finally:
         asr.close()
@@ -74,6 +77,7 @@ def run_wer(cfg: EvalWerConfig, scale: str, corpus: str, codec_path: str, plot: 
     for name, levels in rows_def.items():
         rates = error_rates(refs, hyps[name]).to_json()
         rates["codebooks"] = None if levels is None else len(levels)
+        rates["asr_capped"] = capped[name]
         rates["bitrate_bps"] = 16 * rate if levels is None else codec.bitrate_bps(len(levels))
         rows[name] = rates
         log.info("%s: WER %.3f CER %.3f (%d utterances)", name, rates["wer"], rates["cer"], len(refs))
