@@ -376,6 +376,9 @@ def test_reasoning_stage_for_every_encoder(encoder, eval_params, prepared, codec
     assert 0 <= m["accuracy"] <= 1 and np.isfinite(m["final_train_loss"])
     assert 0 <= m["train_accuracy"] <= 1 and 0 < m["train_majority_baseline"] <= 1
     assert m["models"]["encoder"]["features"]["tokens_per_clip_max"] >= 1
+    if encoder == "htsat":  # framewise by default: a sequence, as the codecs give
+        assert m["models"]["encoder"]["features"]["kind"] == "framewise"
+        assert m["models"]["encoder"]["features"]["frame_rate_hz"] == pytest.approx(32 / 7)
     assert m["models"]["encoder"]["name"] == encoder and m["hyperparameters"]["steps"] == r.steps
     expected_dim = {"htsat": 768, "bridge": params.codec.hidden_size}.get(encoder, 64)
     assert m["models"]["encoder"]["dim"] == expected_dim
@@ -391,6 +394,23 @@ def test_mimi_encoders_read_the_semantic_codebook_or_all(reasoning_models):
     assert (sem.levels, full.levels) == (1, 8)
     a, b = sem(audio, 24000), full(audio, 24000)
     assert a.shape == b.shape == (13, 64) and not np.allclose(a, b)
+
+
+def test_htsat_framewise_frames_follow_the_input_length(reasoning_models):
+    """msclap's 7 s window becomes a 32-frame grid (8 merged tokens x freq_ratio 4): 4.57 Hz.
+    A clip keeps ceil(32 x seconds / 7) frames, the ones that cover it and not its repeats."""
+    from semantic_bridge.evaluate.encoders import htsat_frames, make_encoder
+
+    frames = make_encoder("htsat", str(reasoning_models["htsat"]))
+    assert frames.grid_frames() == 32 and frames.frame_rate == pytest.approx(32 / 7)
+    for seconds, expected in ((0.5, 3), (2.0, 10), (3.5, 16), (7.0, 32), (9.0, 32)):
+        assert htsat_frames(seconds, 32) == expected
+        audio = tone(seconds, 24000)
+        assert frames(audio, 24000).shape == (expected, 768)
+    first = frames(tone(2.0, 24000), 24000)  # the hook's grid is per call, not accumulated
+    assert np.array_equal(first, frames(tone(2.0, 24000), 24000))
+    clip = make_encoder("htsat", str(reasoning_models["htsat"]), "clip")
+    assert clip.frame_rate is None and clip(tone(2.0, 24000), 24000).shape == (1, 768)
 
 
 def test_batched_left_padded_answers_equal_one_by_one(reasoning_models):

@@ -493,6 +493,8 @@ class EvalReasoningConfig:
     max_audio_sec: float = 4.0  # clips are cut to this
     token_seconds: float = 0.8  # encoder frames are averaged into one LM input per this many seconds
     max_answer_tokens: int = 8  # greedy decoding length at test time
+    # htsat: framewise = HTSAT's token grid before pooling (Mellow's approach) | clip = its one clip vector
+    htsat_features: str = "framewise"
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.encoders) - set(REASONING_ENCODERS))
@@ -501,6 +503,7 @@ class EvalReasoningConfig:
                               f"known: {', '.join(REASONING_ENCODERS)}")
         for key in ("steps", "batch_size", "lr", "max_audio_sec", "token_seconds", "max_answer_tokens"):
             _positive(f"eval.reasoning.{key}", getattr(self, key))
+        _choice("eval.reasoning.htsat_features", self.htsat_features, ("framewise", "clip"))
 
 
 @dataclass

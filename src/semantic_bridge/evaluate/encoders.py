@@ -1,9 +1,12 @@
 """Frozen audio encoders for eval_reasoning. Each maps a clip ``audio[N]`` (24 kHz) to a
 feature sequence ``[T, D]`` that the mapper turns into LM input embeddings:
 
-- ``htsat``: msclap's HTSAT audio encoder (CLAP 2023 configuration), its 768-d clip
-  embedding (T = 1); audio at 44.1 kHz, repeated or cut to msclap's 7 s window as msclap does.
-  Weights: msclap's checkpoint format (``CLAP_weights_2023.pth``) in the given folder.
+- ``htsat``: msclap's HTSAT audio encoder (CLAP 2023 configuration); audio at 44.1 kHz,
+  repeated or cut to msclap's 7 s window as msclap does. ``framewise`` (default, Mellow's
+  approach): the 768-d token grid HTSAT builds before it pools, averaged over its frequency
+  rows: 32 frames per 7 s window (4.57 Hz), cut to the frames that cover the clip itself (not
+  its repeats). ``clip``: the pooled 768-d clip embedding (T = 1). Weights: msclap's checkpoint
+  format (``CLAP_weights_2023.pth``) in the given folder.
 - ``mimi_semantic`` / ``mimi_full``: a kyutai Mimi (``MimiModel``, transformers format) by
   path; the quantized latent of its semantic codebook / of all its codebooks (12.5 Hz, 512-d
   at full size).
@@ -12,6 +15,7 @@ feature sequence ``[T, D]`` that the mapper turns into LM input embeddings:
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional, Protocol
 
@@ -24,6 +28,8 @@ from ..base.errors import ConfigError, MissingFile
 from ..models.htsat import HTSAT_RATE, HTSAT_SECONDS, build_htsat
 from .common import as_batch, load_codec
 
+HTSAT_FEATURES = ("framewise", "clip")
+
 class FeatureEncoder(Protocol):
     dim: int
     frame_rate: Optional[float]  # of the feature sequence; None for one vector per clip
@@ -31,11 +37,19 @@ class FeatureEncoder(Protocol):
     def __call__(self, audio: np.ndarray, sample_rate: int) -> np.ndarray: ...
 
 
+def htsat_frames(seconds: float, grid_frames: int) -> int:
+    """How many of the window's ``grid_frames`` time frames cover a clip of ``seconds`` (the rest
+    of msclap's 7 s window holds the clip's repeats): at least one."""
+    return max(1, min(grid_frames, math.ceil(grid_frames * seconds / HTSAT_SECONDS - 1e-9)))
+
+
 class HtsatEncoder:
     dim = 768
-    frame_rate = None  # one clip vector
 
-    def __init__(self, folder: str) -> None:
+    def __init__(self, folder: str, features: str = "framewise") -> None:
+        if features not in HTSAT_FEATURES:
+            raise ConfigError(f"eval.reasoning.htsat_features: one of {', '.join(HTSAT_FEATURES)}, got {features!r}")
+        self.features = features
         files = sorted(Path(folder).glob("*.pth")) if Path(folder).is_dir() else []
         if len(files) != 1:
             raise ConfigError(f"eval.reasoning.encoders.htsat: {folder} must be a folder holding one "
@@ -51,14 +65,38 @@ class HtsatEncoder:
                               f"tensors, e.g. {missing[0]}")
         self.device = default_device()
         self.net.to(self.device).eval()
+        self._grid: list[torch.Tensor] = []
+        if features == "framewise":
+            # the grouped token grid [B, 768, freq rows, time] is the input of the TSCAM head
+            self.net.base.htsat.tscam_conv.register_forward_pre_hook(
+                lambda _module, args: self._grid.append(args[0].detach()))
+
+    @property
+    def frame_rate(self) -> Optional[float]:
+        """Frames per second of the framewise grid (None: one clip vector)."""
+        return None if self.features == "clip" else self.grid_frames() / HTSAT_SECONDS
+
+    def grid_frames(self) -> int:
+        h = self.net.base.htsat
+        merged = h.spec_size // h.patch_stride[1] // 2 ** (len(h.depths) - 1)  # tokens per image side
+        return merged * h.freq_ratio  # the image's rows are freq_ratio slices of the time axis
 
     @torch.no_grad()
     def __call__(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
         wave = resample(audio, sample_rate, HTSAT_RATE)
         n = HTSAT_SECONDS * HTSAT_RATE
+        seconds = min(len(wave), n) / HTSAT_RATE
         wave = np.tile(wave, -(-n // max(len(wave), 1)))[:n]  # msclap: repeat short clips, cut long
         x = torch.from_numpy(np.ascontiguousarray(wave))[None].to(self.device)
-        return self.net.base(x)["embedding"].float().cpu().numpy()  # [1, 768]
+        self._grid.clear()
+        out = self.net.base(x)
+        if self.features == "clip":
+            return out["embedding"].float().cpu().numpy()  # [1, 768]
+        (grid,) = self._grid  # [1, 768, F, T]
+        frames = grid[0].mean(1).T  # [T, 768]: time frames over the 7 s window
+        if len(frames) != self.grid_frames():
+            raise RuntimeError(f"HTSAT grid has {len(frames)} time frames, expected {self.grid_frames()}")
+        return frames[: htsat_frames(seconds, len(frames))].float().cpu().numpy()
 
 
 class MimiEncoder:
@@ -92,11 +130,11 @@ class BridgeEncoder:
         return q.latent()[0].T.float().cpu().numpy()
 
 
-def make_encoder(name: str, model: str) -> FeatureEncoder:
+def make_encoder(name: str, model: str, htsat_features: str = "framewise") -> FeatureEncoder:
     if not Path(model).exists():
         raise MissingFile(f"eval.reasoning.encoders.{name}: {model} not found")
     if name == "htsat":
-        return HtsatEncoder(model)
+        return HtsatEncoder(model, htsat_features)
     if name in ("mimi_semantic", "mimi_full"):
         return MimiEncoder(model, semantic_only=name == "mimi_semantic")
     if name == "bridge":

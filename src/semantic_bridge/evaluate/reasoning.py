@@ -198,11 +198,12 @@ def run_reasoning(cfg: EvalReasoningConfig, scale: str, seed: int, sample_rate: 
     if not train_items or not test_items:
         raise DataError(f"{prepared / 'qa'}: need train and test questions")
     rate = sample_rate
-    encoder = make_encoder(encoder_name, model_path)
+    encoder = make_encoder(encoder_name, model_path, cfg.htsat_features)
     needed = {p for it in train_items + test_items for p in (it.filepath1, it.filepath2) if p}
     feats = clip_features(encoder, prepared / "qa_audio", needed, int(cfg.max_audio_sec * rate), rate,
                           cfg.token_seconds)
     feature_shape = {"frame_rate_hz": encoder.frame_rate, "dim": encoder.dim,
+                     "kind": cfg.htsat_features if encoder_name == "htsat" else "framewise",
                      "tokens_per_clip_max": max(len(f) for f in feats.values())}
     del encoder
 
