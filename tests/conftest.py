@@ -31,6 +31,7 @@ def shrink(raw: dict) -> dict:
     e = raw["eval"]
     e["wer"]["max_utterances"] = 3
     e["swap"].update(pairs=3, save_wavs=1)
+    e["edit"].update(edits=3, save_wavs=1)
     e["reasoning"].update(steps=3, batch_size=4)
     e["probe"].update(steps=5, batch_size=4)
     e["quality"].update(utterances=2, save_wavs=1)

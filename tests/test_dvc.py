@@ -18,9 +18,9 @@ import yaml
 from conftest import REPO, shrink
 
 pytestmark = pytest.mark.slow
-EVALS = {"eval_wer", "eval_eer", "eval_swap", "eval_probe", "eval_quality", "disentanglement", *(
+EVALS = {"eval_wer", "eval_eer", "eval_swap", "eval_edit", "eval_probe", "eval_quality", "disentanglement", *(
     f"eval_reasoning@{e}" for e in ("htsat", "mimi_semantic", "mimi_full", "bridge"))}
-EVAL_METRICS = ("wer", "eer", "swap", "probe", "quality", "disentanglement", "reasoning/htsat", "reasoning/mimi_semantic",
+EVAL_METRICS = ("wer", "eer", "swap", "edit", "probe", "quality", "disentanglement", "reasoning/htsat", "reasoning/mimi_semantic",
                 "reasoning/mimi_full", "reasoning/bridge")
 
 
@@ -219,7 +219,9 @@ def test_eval_params_rerun_only_their_evaluation(project):
     with edited_params(work, lambda raw: raw["eval"]["reasoning"].update(steps=2)):
         assert changed_stages(dvc("status", cwd=work)) == {s for s in EVALS if "reasoning" in s}
     with edited_params(work, lambda raw: raw["eval"]["wer"].update(max_utterances=2)):  # the ASR
-        assert changed_stages(dvc("status", cwd=work)) == {"eval_wer", "eval_swap", "eval_quality"}
+        assert changed_stages(dvc("status", cwd=work)) == {"eval_wer", "eval_swap", "eval_quality", "eval_edit"}
+    with edited_params(work, lambda raw: raw["eval"]["edit"].update(edits=2)):
+        assert changed_stages(dvc("status", cwd=work)) == {"eval_edit"}
     with edited_params(work, lambda raw: raw["eval"]["quality"].update(utterances=1)):
         assert changed_stages(dvc("status", cwd=work)) == {"eval_quality"}
 

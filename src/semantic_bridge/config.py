@@ -532,6 +532,20 @@ class EvalProbeConfig:
 
 
 @dataclass
+class EvalEditConfig:
+    edits: int = 20  # seeded transcript edits (one word replaced) of test utterances
+    content_levels: int = 2  # the donor word's levels spliced in (2 = CB0+1); A keeps the rest
+    crossfade_ms: float = 10.0  # the waveform-splice baseline's crossfades
+    save_wavs: int = 3  # edits written as wav files (A, donor, edit, baseline)
+
+    def __post_init__(self) -> None:
+        _positive("eval.edit.edits", self.edits)
+        _at_least("eval.edit.content_levels", self.content_levels, 1)
+        _at_least("eval.edit.crossfade_ms", self.crossfade_ms, 0)
+        _at_least("eval.edit.save_wavs", self.save_wavs, 0)
+
+
+@dataclass
 class EvalConfig:
     wer: EvalWerConfig = field(default_factory=EvalWerConfig)
     eer: EvalEerConfig = field(default_factory=EvalEerConfig)
@@ -539,6 +553,7 @@ class EvalConfig:
     reasoning: EvalReasoningConfig = field(default_factory=EvalReasoningConfig)
     probe: EvalProbeConfig = field(default_factory=EvalProbeConfig)
     quality: EvalQualityConfig = field(default_factory=EvalQualityConfig)
+    edit: EvalEditConfig = field(default_factory=EvalEditConfig)
 
 
 def check_frame_contract(codec: CodecConfig, sample_rate: int) -> None:
@@ -574,6 +589,9 @@ class Params:
         _at_least("cpu_threads", self.cpu_threads, 1)
         check_frame_contract(self.codec, self.data.sample_rate)
         levels = self.codebooks.semantic + self.codebooks.acoustic
+        if self.eval.edit.content_levels >= levels:
+            raise ConfigError(f"eval.edit.content_levels: must be below the codec's {levels} levels "
+                              f"(A keeps the rest), got {self.eval.edit.content_levels}")
         if max(self.eval.swap.content_levels) >= levels:
             raise ConfigError(f"eval.swap.content_levels: each must be below the codec's {levels} "
                               f"levels (B keeps the rest), got {self.eval.swap.content_levels}")
