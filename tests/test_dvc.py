@@ -264,3 +264,53 @@ def test_a_bad_param_stops_repro_before_any_output_is_removed(project, edit, key
         assert "error: params.yaml: " in out and key in out, out[-2000:]
         assert "Running stage 'train'" not in out and "Running stage 'prepare'" not in out
         assert (tree(work / "plots/train"), (work / "metrics/train.json").read_bytes()) == before
+
+
+def _exp_rows(show: list) -> list[dict]:
+    """``dvc exp show --json`` -> one dict per experiment: its params and disentanglement groups."""
+    rows = []
+    for commit in show:
+        for exp in commit.get("experiments") or []:
+            for rev in exp.get("revs") or []:
+                data = rev.get("data") or {}
+                params = (data.get("params") or {}).get("params.yaml", {}).get("data", {})
+                groups = ((data.get("metrics") or {}).get("metrics/disentanglement.json") or {}).get(
+                    "data", {}).get("groups")
+                rows.append({"status": data.get("status"), "params": params, "groups": groups})
+    return rows
+
+
+def test_a_queued_sweep_runs_and_exp_show_has_the_disentanglement_columns(project):
+    """The README's sweep: `dvc exp run --queue` over a teacher layer and codebook dropouts,
+    `dvc queue start`, then `dvc exp show` with the disentanglement table as columns."""
+    import time
+
+    work, _ = project
+    dvc("repro", cwd=work)
+    sh("git", "add", "-A", cwd=work)
+    sh("git", "commit", "-qm", "sweep baseline", "--allow-empty", cwd=work)
+    dvc("exp", "run", "--queue", "-S", "teachers.wavlm.layer=3", cwd=work)
+    dvc("exp", "run", "--queue", "-S", "codebooks.dropout=0.1,0.5", cwd=work)  # a grid: 2 runs
+    dvc("queue", "start", "--jobs", "1", cwd=work)
+    deadline = time.time() + 1800
+    while time.time() < deadline:
+        status = dvc("queue", "status", cwd=work)
+        if not any(word in status for word in ("Queued", "Running")):
+            break
+        time.sleep(10)
+    else:
+        raise AssertionError(f"the queue did not finish:\n{status}")
+    dvc("queue", "stop", cwd=work, check=False)
+    rows = [r for r in _exp_rows(json.loads(dvc("exp", "show", "--json", cwd=work))) if r["groups"]]
+    swept = {(r["params"]["teachers"]["wavlm"]["layer"], r["params"]["codebooks"]["dropout"]) for r in rows}
+    default_layer = yaml.safe_load((work / "params.yaml").read_text())["teachers"]["wavlm"]["layer"]
+    default_dropout = yaml.safe_load((work / "params.yaml").read_text())["codebooks"]["dropout"]
+    assert {(3, default_dropout), (default_layer, 0.1), (default_layer, 0.5)} <= swept, (swept, status)
+    for r in rows:
+        for group in ("cb0", "cb0_1", "cb2_8"):
+            assert set(r["groups"][group]) >= {"wer", "probe_top1", "f0_corr", "speaker_eer"}
+    table = dvc("exp", "show", "--csv", "--drop", ".*", "--keep",
+                r"Experiment|teachers\.wavlm\.layer|codebooks\.dropout|groups\.(cb0|cb2_8)\.(wer|speaker_eer)",
+                cwd=work)
+    header = table.splitlines()[0]
+    assert "codebooks.dropout" in header and "groups.cb0.speaker_eer" in header, table[:2000]
