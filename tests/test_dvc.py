@@ -291,7 +291,7 @@ def test_a_queued_sweep_runs_and_exp_show_has_the_disentanglement_columns(projec
     sh("git", "commit", "-qm", "sweep baseline", "--allow-empty", cwd=work)
     dvc("exp", "run", "--queue", "-S", "teachers.wavlm.layer=3", cwd=work)
     dvc("exp", "run", "--queue", "-S", "codebooks.dropout=0.1,0.5", cwd=work)  # a grid: 2 runs
-    dvc("queue", "start", "--jobs", "1", cwd=work)
+    dvc("queue", "start", "--jobs", "2", cwd=work)  # two workers: shrunk stages are mostly start-up
     deadline = time.time() + 1800
     while time.time() < deadline:
         status = dvc("queue", "status", cwd=work)
