@@ -280,6 +280,7 @@ def _exp_rows(show: list) -> list[dict]:
     return rows
 
 
+@pytest.mark.timeout(2400)  # three experiments through the queue: more than the 900 s default
 def test_a_queued_sweep_runs_and_exp_show_has_the_disentanglement_columns(project):
     """The README's sweep: `dvc exp run --queue` over a teacher layer and codebook dropouts,
     `dvc queue start`, then `dvc exp show` with the disentanglement table as columns."""
