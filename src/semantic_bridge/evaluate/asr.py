@@ -237,6 +237,14 @@ class NemoRecognizer:
         pass
 
 
+def transcribe_counted(asr: Recognizer, audios: list[Audio]) -> tuple[list[str], int]:
+    """``asr.transcribe(audios)`` and how many of these hypotheses hit the recogniser's loop cap
+    (0 for backends without one)."""
+    before = getattr(asr, "capped", 0)
+    texts = asr.transcribe(audios)
+    return texts, getattr(asr, "capped", 0) - before
+
+
 def make_recognizer(cfg: EvalWerConfig, corpus: Optional[str] = None) -> Recognizer:
     """The configured recogniser; ``corpus`` (a prepared corpus folder) supplies the train
     transcripts for pocketsphinx's in-domain LM."""

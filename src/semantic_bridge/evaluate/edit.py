@@ -160,10 +160,11 @@ def run_edit(cfg: EvalEditConfig, wer: EvalWerConfig, swap: EvalSwapConfig, scal
         raise DataError(f"eval.edit.content_levels {cfg.content_levels}: the codec has {codec.n_levels} levels")
     dev = next(codec.parameters()).device
     rate = codec.sample_rate
-    speakers = {}
+    speakers, words_in_text = {}, set()
     for split in ("train", "valid", "test"):
-        for m in iter_split(corpus, split, ["id", "speaker"]):
+        for m in iter_split(corpus, split, ["id", "speaker", "text"]):
             speakers[m["id"]] = m["speaker"]
+            words_in_text.update(m["text"].split())
     pool: dict[str, list[Occurrence]] = {}
     test: list[dict[str, Any]] = []
     for split in ("train", "valid", "test"):
@@ -179,8 +180,7 @@ def run_edit(cfg: EvalEditConfig, wer: EvalWerConfig, swap: EvalSwapConfig, scal
     if not test:
         raise DataError(f"{aligned}/test: no aligned utterances to edit")
     # the vocabulary the edits draw from: every transcript word of the corpus, aligned or not
-    vocabulary = sorted({word_key(w) for split in ("train", "valid", "test")
-                         for m in iter_split(corpus, split, ["text"]) for w in m["text"].split()} - {""})
+    vocabulary = sorted({word_key(w) for w in words_in_text} - {""})
     edits, skipped = plan_edits(test, pool, cfg.edits, seed, vocabulary)
     if not edits:
         raise DataError(f"eval_edit: no edit could be made ({dict(skipped)})")

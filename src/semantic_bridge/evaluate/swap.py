@@ -17,7 +17,7 @@ from ..base.errors import DataError
 from ..base.files import staged_output, write_text, write_wav
 from ..codec.model import group_name
 from ..config import EvalSwapConfig, EvalWerConfig
-from .asr import make_recognizer
+from .asr import make_recognizer, transcribe_counted
 from .common import as_batch, header, iter_split, load_codec
 from .metrics import cosine_scores, error_rates, has_words
 from .speaker import make_speaker_model
@@ -81,9 +81,7 @@ def run_swap(cfg: EvalSwapConfig, wer: EvalWerConfig, scale: str, seed: int, cor
                     audio = codec.voice_swap(codes[a], codes[b], k)[0, 0]
                     swaps[name].append(audio[:n].float().cpu().numpy())
         for name in settings:
-            before = getattr(asr, "capped", 0)
-            hyps[name] = asr.transcribe([(s, rate) for s in swaps[name]])
-            capped[name] = getattr(asr, "capped", 0) - before
+            hyps[name], capped[name] = transcribe_counted(asr, [(s, rate) for s in swaps[name]])
     finally:
         asr.close()
     sims_ab = np.array([float(cosine_scores(embeds[a][None], embeds[b][None])[0]) for a, b in pairs])

@@ -14,7 +14,7 @@ from ..base.progress import Progress
 from ..base.shards import windows
 from ..codec.model import group_name
 from ..config import EvalWerConfig
-from .asr import make_recognizer
+from .asr import make_recognizer, transcribe_counted
 from .common import header, iter_split, load_codec, resynthesize, split_size
 from .metrics import error_rates, has_words
 
@@ -64,9 +64,9 @@ def run_wer(cfg: EvalWerConfig, scale: str, corpus: str, codec_path: str, plot: 
             for name in rows_def:
                 waves = [(out[name] if name in coded else row["audio"], row["sample_rate"])
                          for row, out in zip(window, decoded)]
-                before = getattr(asr, "capped", 0)
-                hyps[name].extend(asr.transcribe(waves))
-                capped[name] += getattr(asr, "capped", 0) - before
+                texts, n_capped = transcribe_counted(asr, waves)
+                hyps[name].extend(texts)
+                capped[name] += n_capped
             progress.update(len(refs) + sum(skipped.values()) - progress.n)  # rows read so far
     finally:
         asr.close()
