@@ -24,20 +24,20 @@ EVAL_METRICS = ("wer", "eer", "swap", "edit", "probe", "quality", "disentangleme
                 "reasoning/mimi_full", "reasoning/bridge")
 
 
-def sh(*cmd, cwd, check=True):
+def sh(*cmd, cwd, check=True, timeout=900):
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@t", "DVC_NO_ANALYTICS": "1",
            # the project copies src/, not the fetched weights: point it at this checkout's
            "SEMANTIC_BRIDGE_WEIGHTS": os.environ.get("SEMANTIC_BRIDGE_WEIGHTS", str(REPO / ".weights"))}
-    proc = subprocess.run(list(cmd), cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(list(cmd), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc.stdout + proc.stderr
 
 
-def dvc(*args, cwd, check=True):
-    return sh(sys.executable, "-m", "dvc", *args, cwd=cwd, check=check)
+def dvc(*args, cwd, check=True, timeout=900):
+    return sh(sys.executable, "-m", "dvc", *args, cwd=cwd, check=check, timeout=timeout)
 
 
 def tree(root: Path) -> dict[str, bytes]:
@@ -265,3 +265,54 @@ def test_a_bad_param_stops_repro_before_any_output_is_removed(project, edit, key
         assert "Running stage 'train'" not in out and "Running stage 'prepare'" not in out
         assert (tree(work / "plots/train"), (work / "metrics/train.json").read_bytes()) == before
 
+
+def _exp_rows(show: list) -> list[dict]:
+    """``dvc exp show --json`` -> one dict per experiment: its params and disentanglement groups."""
+    rows = []
+    for commit in show:
+        for exp in commit.get("experiments") or []:
+            for rev in exp.get("revs") or []:
+                data = rev.get("data") or {}
+                params = (data.get("params") or {}).get("params.yaml", {}).get("data", {})
+                groups = ((data.get("metrics") or {}).get("metrics/disentanglement.json") or {}).get(
+                    "data", {}).get("groups")
+                rows.append({"status": data.get("status"), "params": params, "groups": groups})
+    return rows
+
+
+@pytest.mark.timeout(3600)  # a repro and three experiments through the queue: more than the 900 s default
+def test_a_queued_sweep_runs_and_exp_show_has_the_disentanglement_columns(project):
+    """The README's sweep: `dvc exp run --queue` over a teacher layer and codebook dropouts,
+    `dvc queue start`, then `dvc exp show` with the disentanglement table as columns."""
+    import time
+
+    work, _ = project
+    dvc("repro", cwd=work, timeout=1800)  # from nothing when this test runs alone
+    sh("git", "add", "-A", cwd=work)
+    sh("git", "commit", "-qm", "sweep baseline", "--allow-empty", cwd=work)
+    dvc("exp", "run", "--queue", "-S", "teachers.wavlm.layer=3", cwd=work)
+    dvc("exp", "run", "--queue", "-S", "codebooks.dropout=0.1,0.5", cwd=work)  # a grid: 2 runs
+    dvc("queue", "start", "--jobs", "2", cwd=work)  # two workers: shrunk stages are mostly start-up
+    deadline = time.time() + 1800
+    while time.time() < deadline:
+        status = dvc("queue", "status", cwd=work)
+        if not any(word in status for word in ("Queued", "Running")):
+            break
+        time.sleep(10)
+    else:
+        raise AssertionError(f"the queue did not finish:\n{status}")
+    dvc("queue", "stop", cwd=work, check=False)
+    rows = [r for r in _exp_rows(json.loads(dvc("exp", "show", "--json", cwd=work))) if r["groups"]]
+    swept = {(r["params"]["teachers"]["wavlm"]["layer"], r["params"]["codebooks"]["dropout"]) for r in rows}
+    default_layer = yaml.safe_load((work / "params.yaml").read_text())["teachers"]["wavlm"]["layer"]
+    default_dropout = yaml.safe_load((work / "params.yaml").read_text())["codebooks"]["dropout"]
+    assert {(3, default_dropout), (default_layer, 0.1), (default_layer, 0.5)} <= swept, (swept, status)
+    for r in rows:
+        for group in ("cb0", "cb0_1", "cb2_8"):
+            # f0_corr is null (absent from the JSON) when the shrunk codec leaves no frame voiced in both
+            assert set(r["groups"][group]) >= {"wer", "probe_top1", "speaker_eer"}, r["groups"][group]
+    table = dvc("exp", "show", "--csv", "--drop", ".*", "--keep",
+                r"Experiment|teachers\.wavlm\.layer|codebooks\.dropout|groups\.(cb0|cb2_8)\.(wer|speaker_eer)",
+                cwd=work)
+    header = table.splitlines()[0]
+    assert "codebooks.dropout" in header and "groups.cb0.speaker_eer" in header, table[:2000]
