@@ -24,13 +24,16 @@ EVAL_METRICS = ("wer", "eer", "swap", "edit", "probe", "quality", "disentangleme
                 "reasoning/mimi_full", "reasoning/bridge")
 
 
+def _env() -> dict[str, str]:
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@t", "DVC_NO_ANALYTICS": "1",
+            # the project copies src/, not the fetched weights: point it at this checkout's
+            "SEMANTIC_BRIDGE_WEIGHTS": os.environ.get("SEMANTIC_BRIDGE_WEIGHTS", str(REPO / ".weights"))}
+
+
 def sh(*cmd, cwd, check=True, timeout=900):
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t", "DVC_NO_ANALYTICS": "1",
-           # the project copies src/, not the fetched weights: point it at this checkout's
-           "SEMANTIC_BRIDGE_WEIGHTS": os.environ.get("SEMANTIC_BRIDGE_WEIGHTS", str(REPO / ".weights"))}
-    proc = subprocess.run(list(cmd), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(list(cmd), cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc.stdout + proc.stderr
@@ -292,16 +295,28 @@ def test_a_queued_sweep_runs_and_exp_show_has_the_disentanglement_columns(projec
     sh("git", "commit", "-qm", "sweep baseline", "--allow-empty", cwd=work)
     dvc("exp", "run", "--queue", "-S", "teachers.wavlm.layer=3", cwd=work)
     dvc("exp", "run", "--queue", "-S", "codebooks.dropout=0.1,0.5", cwd=work)  # a grid: 2 runs
-    dvc("queue", "start", "--jobs", "2", cwd=work)  # two workers: shrunk stages are mostly start-up
-    deadline = time.time() + 1800
-    while time.time() < deadline:
-        status = dvc("queue", "status", cwd=work)
-        if not any(word in status for word in ("Queued", "Running")):
-            break
-        time.sleep(10)
-    else:
-        raise AssertionError(f"the queue did not finish:\n{status}")
-    dvc("queue", "stop", cwd=work, check=False)
+    # `dvc queue start` spawns workers that inherit its stdout/stderr and outlive it: captured
+    # through pipes (as `sh` does) the call would wait for the idle workers, so log to a file
+    log = work.parent / "queue-start.log"
+    with log.open("w") as out:
+        starter = subprocess.Popen([sys.executable, "-m", "dvc", "queue", "start", "--jobs", "2"],
+                                   cwd=work, env=_env(), stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 1800
+        status = ""
+        while time.time() < deadline:
+            time.sleep(10)
+            status = dvc("queue", "status", cwd=work)
+            if not any(word in status for word in ("Queued", "Running")):
+                break
+        else:
+            raise AssertionError(f"the queue did not finish:\n{status}\n{log.read_text()}")
+    finally:  # never leave workers behind, pass or fail
+        dvc("queue", "stop", "--kill", cwd=work, check=False)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            starter.wait(timeout=60)
+        if starter.poll() is None:
+            starter.kill()
     rows = [r for r in _exp_rows(json.loads(dvc("exp", "show", "--json", cwd=work))) if r["groups"]]
     swept = {(r["params"]["teachers"]["wavlm"]["layer"], r["params"]["codebooks"]["dropout"]) for r in rows}
     default_layer = yaml.safe_load((work / "params.yaml").read_text())["teachers"]["wavlm"]["layer"]
