@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import datasets
@@ -279,7 +280,7 @@ def _exp_rows(show: list) -> list[dict]:
                 params = (data.get("params") or {}).get("params.yaml", {}).get("data", {})
                 groups = ((data.get("metrics") or {}).get("metrics/disentanglement.json") or {}).get(
                     "data", {}).get("groups")
-                rows.append({"status": data.get("status"), "params": params, "groups": groups})
+                rows.append({"params": params, "groups": groups})
     return rows
 
 
@@ -287,8 +288,6 @@ def _exp_rows(show: list) -> list[dict]:
 def test_a_queued_sweep_runs_and_exp_show_has_the_disentanglement_columns(project):
     """The README's sweep: `dvc exp run --queue` over a teacher layer and codebook dropouts,
     `dvc queue start`, then `dvc exp show` with the disentanglement table as columns."""
-    import time
-
     work, _ = project
     dvc("repro", cwd=work, timeout=1800)  # from nothing when this test runs alone
     sh("git", "add", "-A", cwd=work)
@@ -319,8 +318,8 @@ def test_a_queued_sweep_runs_and_exp_show_has_the_disentanglement_columns(projec
             starter.kill()
     rows = [r for r in _exp_rows(json.loads(dvc("exp", "show", "--json", cwd=work))) if r["groups"]]
     swept = {(r["params"]["teachers"]["wavlm"]["layer"], r["params"]["codebooks"]["dropout"]) for r in rows}
-    default_layer = yaml.safe_load((work / "params.yaml").read_text())["teachers"]["wavlm"]["layer"]
-    default_dropout = yaml.safe_load((work / "params.yaml").read_text())["codebooks"]["dropout"]
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    default_layer, default_dropout = params["teachers"]["wavlm"]["layer"], params["codebooks"]["dropout"]
     assert {(3, default_dropout), (default_layer, 0.1), (default_layer, 0.5)} <= swept, (swept, status)
     for r in rows:
         for group in ("cb0", "cb0_1", "cb2_8"):
