@@ -375,6 +375,8 @@ def test_reasoning_stage_for_every_encoder(encoder, eval_params, prepared, codec
     assert sum(t["questions"] for t in m["per_type"].values()) == len(test)
     assert 0 <= m["accuracy"] <= 1 and np.isfinite(m["final_train_loss"])
     assert 0 <= m["train_accuracy"] <= 1 and 0 < m["train_majority_baseline"] <= 1
+    n_train = len(read_reasonaqa(prepared / "qa" / "train.json"))
+    assert m["questions"]["train_answered"] == (min(r.train_eval_questions, n_train) or n_train)
     assert m["models"]["encoder"]["features"]["tokens_per_clip_max"] >= 1
     if encoder == "htsat":  # framewise by default: a sequence, as the codecs give
         assert m["models"]["encoder"]["features"]["kind"] == "framewise"

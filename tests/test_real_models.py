@@ -197,6 +197,38 @@ def test_whisper_encoder_as_speech_teacher_on_real_speech(whisper_hf):
     assert float((x[a] * x[b]).sum(1).mean()) < 0.5  # informative: random-weight WavLM gave 0.77
 
 
+def test_a_short_whisper_window_is_the_same_teacher_and_chunks_long_utterances(whisper_hf):
+    """The embedded teacher reads 10 s windows (~3.7x faster than Whisper's 30 s): on real speech
+    its frames match the 30 s window's; an utterance longer than a window is encoded in
+    consecutive windows that keep the 80 ms frame contract."""
+    from semantic_bridge.config import WavlmConfig
+    from semantic_bridge.teachers.wavlm import WavlmExtractor
+
+    def extractor(window: float) -> WavlmExtractor:
+        return WavlmExtractor(WavlmConfig(model=str(whisper_hf), layer=4, dim=384, batch_seconds=120,
+                                          whisper_window_seconds=window), torch.device("cpu"))
+
+    def frames(out: list[dict]) -> np.ndarray:
+        return np.concatenate([o["wavlm"].astype(np.float32) for o in out])
+
+    rows = [{"id": n, "audio": a, "sample_rate": 16000} for n, a, _ in arctic()]
+    assert max(len(r["audio"]) for r in rows) < 10 * 16000
+    full, ten = extractor(30.0), extractor(10.0)
+    assert full.model.embed_positions.num_embeddings == 1500 and ten.model.embed_positions.num_embeddings == 500
+    assert ten.identity()["whisper_window_seconds"] == 10.0 != full.identity()["whisper_window_seconds"]
+    x, y = frames(list(full.process(rows))), frames(list(ten.process(rows)))
+    cosine = (x * y).sum(1) / np.linalg.norm(x, axis=1) / np.linalg.norm(y, axis=1)
+    assert cosine.mean() > 0.95  # the embedded corpus: 0.992
+
+    two = extractor(2.0)  # 100 frames, 25 codec frames per window
+    long = np.concatenate([a for _, a, _ in arctic()])
+    assert len(long) > 2 * 2 * 16000
+    (out,) = two.process([{"id": "long", "audio": long, "sample_rate": 16000}])
+    assert out["n_frames"] == -(-len(long) // 1280) and out["wavlm"].shape == (out["n_frames"], 384)
+    (first,) = two.process([{"id": "head", "audio": long[: 2 * 16000], "sample_rate": 16000}])
+    np.testing.assert_allclose(out["wavlm"][:25].astype(np.float32), first["wavlm"].astype(np.float32), atol=2e-3)
+
+
 # --------------------------------------------------------------------------- SmolLM2 from GGUF
 @pytest.fixture(scope="module")
 def smollm2(tmp_path_factory) -> Path:

@@ -238,7 +238,11 @@ def run_reasoning(cfg: EvalReasoningConfig, scale: str, seed: int, sample_rate: 
     if not scored:
         raise DataError(f"{prepared / 'qa' / 'test.json'}: no test answer has a word to match")
     correct, total = answer_accuracy(model, tok, scored, cfg)
-    train_correct, train_total = answer_accuracy(model, tok, [ex for ex in train if has_words(ex.item.answer)], cfg)
+    train_scored = [ex for ex in train if has_words(ex.item.answer)]
+    if 0 < cfg.train_eval_questions < len(train_scored):  # a seeded subset: answering costs time
+        keep = np.random.default_rng(seed).choice(len(train_scored), cfg.train_eval_questions, replace=False)
+        train_scored = [train_scored[i] for i in sorted(keep)]
+    train_correct, train_total = answer_accuracy(model, tok, train_scored, cfg)
     write_text(loss_plot, "step\tloss\n" + "".join(f"{i}\t{v:.6f}\n" for i, v in enumerate(curve, 1)))
     per_type = {t: {"accuracy": correct[t] / total[t], "questions": total[t]} for t in sorted(total)}
     # chance-free reference: always answering the most frequent training answer of the type
@@ -247,12 +251,12 @@ def run_reasoning(cfg: EvalReasoningConfig, scale: str, seed: int, sample_rate: 
                                      "features": feature_shape}, lm=cfg.lm),
             "hyperparameters": {"steps": cfg.steps, "batch_size": cfg.batch_size, "lr": cfg.lr,
                                 "max_audio_sec": cfg.max_audio_sec, "token_seconds": cfg.token_seconds},
-            "questions": {"train": len(train_items), "test": len(scored)},
+            "questions": {"train": len(train_items), "test": len(scored), "train_answered": len(train_scored)},
             "skipped": {"empty_answer": len(test) - len(scored)},
             "final_train_loss": float(np.mean(curve[-10:])),
             "accuracy": sum(correct.values()) / sum(total.values()),
             "train_accuracy": sum(train_correct.values()) / sum(train_total.values()),
-            "train_majority_baseline": _majority_accuracy(train_items, train_items),
+            "train_majority_baseline": _majority_accuracy(train_items, [ex.item for ex in train_scored]),
             "per_type": per_type,
             "majority_baseline": majority}
 

@@ -50,17 +50,19 @@ def pool(hidden: np.ndarray | torch.Tensor, frames: int) -> torch.Tensor:
     return hidden.reshape(frames, PER_FRAME, -1).mean(dim=1)
 
 
-WHISPER_SECONDS = 30  # Whisper's encoder always reads a 30 s window (1500 frames at 50 Hz)
-
 
 class WavlmExtractor(Teacher):
     """The speech teacher: a WavLM/HuBERT-family model, or the encoder of a Whisper model
     (``model_type: whisper``), under the same 50 -> 12.5 Hz contract.
 
-    Whisper: log-mel features of the audio zero-padded to 30 s, as Whisper was trained; the
-    encoder's 50 Hz frame ``j`` is centred at ``20 j`` ms (10 ms mel hop, stride-2 second conv),
-    so frames ``4t .. 4t+3`` lie inside codec frame ``t``; the first ``4T`` are pooled. An
-    utterance longer than 30 s is skipped (``too_long``)."""
+    Whisper: the audio is cut into consecutive windows of ``whisper_window_seconds`` (each
+    zero-padded to the window, as Whisper pads to its 30 s); each window's log-mel features go
+    through the encoder with its position table cut to the window (30 s: Whisper unchanged;
+    shorter: the encoder's first positions, as whisper.cpp's ``audio_ctx`` does). A window's
+    50 Hz frame ``j`` is centred at ``20 j`` ms (10 ms mel hop, stride-2 second conv) and a
+    window is a whole number of codec frames, so frames ``4t .. 4t+3`` of the concatenated
+    windows lie inside codec frame ``t``; the first ``4T`` are pooled. Frames near a window's
+    end see no audio beyond it (only utterances longer than the window have such ends)."""
 
     name, section = "wavlm", "teachers.wavlm"
     input_columns = ["id", "audio", "sample_rate"]
@@ -73,6 +75,24 @@ class WavlmExtractor(Teacher):
         if not self.padding_safe:
             log.warning("%s has a group-norm CNN: padding would change its output, batching off", cfg.model)
         self.features = schemas.wavlm(cfg.dim)
+        if self.whisper:
+            self.window = round(cfg.whisper_window_seconds * SAMPLE_RATE)  # samples per window
+            self._cut_positions(round(cfg.whisper_window_seconds * 50))
+
+    def _cut_positions(self, n: int) -> None:
+        """Keep the encoder's first ``n`` positions: it then reads ``n`` frames (2n mel frames)."""
+        enc = self.model
+        if n > enc.embed_positions.num_embeddings:
+            raise ConfigError(f"{self.section}.whisper_window_seconds: {self.cfg.model} has "
+                              f"{enc.embed_positions.num_embeddings} positions (50 per second)")
+        if n < enc.embed_positions.num_embeddings:
+            table = torch.nn.Embedding.from_pretrained(enc.embed_positions.weight[:n].clone(), freeze=True)
+            enc.embed_positions = table.to(enc.embed_positions.weight.device)
+            enc.config.max_source_positions = enc.max_source_positions = n
+
+    def identity(self) -> dict[str, Any]:
+        extra = {"whisper_window_seconds": self.cfg.whisper_window_seconds} if self.whisper else {}
+        return {**super().identity(), **extra}
 
     def load_processor(self, name_or_path: str) -> None:
         from transformers import AutoFeatureExtractor
@@ -87,8 +107,8 @@ class WavlmExtractor(Teacher):
 
     def _batches(self, lengths: list[int]) -> list[list[int]]:
         """Indices grouped into batches of similar length, at most ``batch_seconds`` padded."""
-        if self.whisper:  # every input is computed as a 30 s window
-            lengths = [WHISPER_SECONDS * SAMPLE_RATE] * len(lengths)
+        if self.whisper:  # every input is computed as whole windows
+            lengths = [-(-n // self.window) * self.window for n in lengths]
         order = sorted(range(len(lengths)), key=lambda i: lengths[i])
         budget = self.cfg.batch_seconds * SAMPLE_RATE
         batches: list[list[int]] = []
@@ -104,12 +124,16 @@ class WavlmExtractor(Teacher):
     @torch.inference_mode()
     def forward(self, waves: list[np.ndarray]) -> list[torch.Tensor]:
         """``hidden_states[layer]`` for each 16 kHz wave: ``[F_i, D]`` float32 on CPU (Whisper:
-        the frames of the whole 30 s window)."""
+        the frames of its whole windows)."""
         if self.whisper:
-            feats = self.feature_extractor(waves, sampling_rate=SAMPLE_RATE, return_tensors="pt")
+            chunks = [w[k : k + self.window] for w in waves for k in range(0, max(len(w), 1), self.window)]
+            feats = self.feature_extractor(chunks, sampling_rate=SAMPLE_RATE, return_tensors="pt",
+                                           padding="max_length", max_length=self.window)
             with autocast(self.device):
                 out = self.model(feats["input_features"].to(self.device), output_hidden_states=True)
-            return list(select_layer(out, self.cfg.layer).float().cpu())
+            hidden = select_layer(out, self.cfg.layer).float().cpu()
+            per_wave = [-(-max(len(w), 1) // self.window) for w in waves]
+            return [torch.cat(list(h)) for h in hidden.split(per_wave)]
         inputs = self.feature_extractor(waves, sampling_rate=SAMPLE_RATE, padding=True,
                                         return_attention_mask=True, return_tensors="pt")
         mask = inputs["attention_mask"].to(self.device)
@@ -129,12 +153,9 @@ class WavlmExtractor(Teacher):
         results: list[Union[dict[str, Any], Skip, None]] = [None] * len(rows)
         for k, row in enumerate(rows):
             t = n_frames(len(row["audio"]), row["sample_rate"])
-            if self.whisper and t * PER_FRAME * HOP > WHISPER_SECONDS * SAMPLE_RATE:
-                results[k] = Skip("too_long", f"{t} frames: Whisper's encoder reads {WHISPER_SECONDS} s",
-                                  id=row["id"])
-                continue
-            wave = resample(row["audio"], row["sample_rate"], SAMPLE_RATE)[: padded_length(t)]
-            waves.append(np.pad(wave, (0, padded_length(t) - len(wave))))
+            n = PER_FRAME * t * HOP if self.whisper else padded_length(t)  # Whisper: no CNN overhang
+            wave = resample(row["audio"], row["sample_rate"], SAMPLE_RATE)[:n]
+            waves.append(np.pad(wave, (0, n - len(wave))))
             frames.append(t)
             todo.append(k)
         for batch in self._batches([len(w) for w in waves]):
