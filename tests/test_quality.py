@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
 import numpy as np
+import soundfile as sf
 import pytest
 import torch
 
@@ -40,6 +43,25 @@ def test_pitch_tracker_and_mel_distance():
     x = tone(1.0, 24000)
     assert Q.mel_distance(x, x, 24000) == 0.0
     assert Q.mel_distance(x, x + 0.01 * np.random.default_rng(0).standard_normal(len(x)).astype(np.float32), 24000) > 0
+
+
+def test_dnsmos_scores_one_window_of_the_looped_clip():
+    """Short clips are looped to one 10 s window; the score stays close to speechmos's own
+    (it doubles the clip and averages every 1 s hop) on real speech, long clips are only clipped."""
+    from speechmos import dnsmos
+
+    audio, rate = sf.read(Path(__file__).parent / "fixtures" / "real_speech" / "arctic_a0007.wav", dtype="float32")
+    assert rate == Q.RATE
+    clip = audio[: int(2.2 * rate)]
+    looped = Q.dnsmos_input(clip)
+    assert len(looped) == int(Q.DNSMOS_SECONDS * rate)
+    np.testing.assert_array_equal(looped[: len(clip)], clip)
+    np.testing.assert_array_equal(looped[len(clip): 2 * len(clip)], clip)
+    long = np.full(int(11 * rate), 1.5, dtype=np.float32)
+    assert len(Q.dnsmos_input(long)) == len(long) and Q.dnsmos_input(long).max() == 1.0
+    ours = dnsmos.run(looped, rate)["ovrl_mos"]
+    theirs = dnsmos.run(clip, rate)["ovrl_mos"]
+    assert 1.0 <= ours <= 5.0 and abs(ours - theirs) < 0.3, (ours, theirs)
 
 
 def test_cumulative_rows_are_the_first_k_levels():

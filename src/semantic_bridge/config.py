@@ -358,13 +358,13 @@ class DiscriminatorConfig:
 
 @dataclass
 class TrainConfig:
-    steps: int = 700
+    steps: int = 600
     batch_size: int = 6  # per process
     segment_seconds: float = 2.0  # random crops, frame-aligned
     lr: float = 1e-3
     betas: list[float] = field(default_factory=lambda: [0.8, 0.99])
     grad_clip: float = 1.0  # 0 disables
-    adversarial_start: int = 550  # phase 2 (GAN) starts at this step
+    adversarial_start: int = 600  # phase 2 (GAN) starts at this step; >= steps: no phase 2
     lambdas: dict[str, float] = field(
         default_factory=lambda: {
             "mel/loss": 15.0,

@@ -6,7 +6,8 @@ Per row, over ``eval.quality.utterances`` test utterances:
 - intrusive, against the original: STOI (``pystoi``) and wide-band PESQ (``pesq``) at 16 kHz,
   log-mel distance, SI-SNR, F0 RMSE in cents on frames voiced in both, voicing error and F0
   correlation (Praat's pitch tracker through ``parselmouth``), speaker similarity (CAM++ cosine);
-- non-intrusive: DNSMOS P.835 overall quality (``speechmos``, Microsoft's models) and WER/CER of
+- non-intrusive: DNSMOS P.835 overall quality (``speechmos``, Microsoft's models; one 10 s
+  window of the clip looped to 10 s, see ``dnsmos_input``) and WER/CER of
   the embedded ASR (``eval.wer``).
 The original row carries the non-intrusive metrics only (the intrusive ones are identities).
 
@@ -40,6 +41,20 @@ RATE = 16000  # STOI, PESQ-WB, DNSMOS, CAM++ and the ASR all read 16 kHz
 INTRUSIVE = ("stoi", "pesq", "mel_distance", "si_snr_db", "f0_rmse_cents", "voicing_error", "f0_corr",
              "speaker_similarity")
 NON_INTRUSIVE = ("dnsmos_ovrl",)
+DNSMOS_SECONDS = 10.0  # DNSMOS P.835's input window
+
+
+def dnsmos_input(audio16: np.ndarray) -> np.ndarray:
+    """The clip as DNSMOS scores it here: clipped to [-1, 1] and, when shorter than the model's
+    10 s window, looped (cyclically repeated) to exactly 10 s, so it is one window. speechmos
+    itself doubles a short clip until it is 10 s long and then scores every 1 s hop of it (a
+    2.2 s clip: 8 windows); one window of the same looped signal scores the same quality in an
+    eighth of the time. Longer clips are passed unchanged (speechmos averages their windows)."""
+    audio = np.clip(np.asarray(audio16, dtype=np.float32), -1, 1)
+    need = int(DNSMOS_SECONDS * RATE)
+    if 0 < len(audio) < need:
+        audio = np.resize(audio, need)  # np.resize repeats the array cyclically
+    return audio
 
 
 def f0_track(audio16: np.ndarray) -> np.ndarray:
@@ -88,7 +103,7 @@ class Scorer:
         self.speaker = CamppSpeaker(speaker_model)
 
     def non_intrusive(self, est16: np.ndarray) -> dict[str, float]:
-        return {"dnsmos_ovrl": float(self.dnsmos.run(np.clip(est16, -1, 1), RATE)["ovrl_mos"])}
+        return {"dnsmos_ovrl": float(self.dnsmos.run(dnsmos_input(est16), RATE)["ovrl_mos"])}
 
     def intrusive(self, ref: np.ndarray, est: np.ndarray, sample_rate: int, ref16: np.ndarray,
                   est16: np.ndarray, ref_f0: np.ndarray, ref_emb: np.ndarray) -> dict[str, Any]:
@@ -212,7 +227,7 @@ def run_quality(cfg: EvalQualityConfig, wer: EvalWerConfig, speaker_model: str, 
     _write_plots(table, Path(plots))
     return {**header(scale, codec=loaded.info(), asr={"backend": wer.backend, "model": wer.model},
                      speaker={"backend": "campplus", "model": speaker_model},
-                     mos="DNSMOS P.835 (speechmos 0.0.1.1, Microsoft)", pitch="Praat (parselmouth)",
+                     mos="DNSMOS P.835 (speechmos 0.0.1.1, Microsoft), one 10 s window: the clip looped to 10 s", pitch="Praat (parselmouth)",
                      reference_mimi={"model": cfg.reference_mimi,
                                      "note": "random weights: machinery only" if scale == "embedded" else None}),
             "utterances": len(refs), "skipped": dict(skipped),
