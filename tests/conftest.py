@@ -13,6 +13,7 @@ import yaml
 from semantic_bridge.config import Params, params_from_dict
 
 REPO = Path(__file__).resolve().parents[1]
+SPEECH = REPO / "tests" / "fixtures" / "real_speech"  # real human speech clips (their README)
 
 
 def shrink(raw: dict) -> dict:

@@ -19,9 +19,7 @@ import torch
 from semantic_bridge.base.errors import MissingFile
 from semantic_bridge.models import weights as W
 
-from conftest import REPO
-
-SPEECH = REPO / "tests" / "fixtures" / "real_speech"
+from conftest import REPO, SPEECH
 
 
 def stm_segments(min_seconds: float = 0.0) -> list[tuple[str, np.ndarray, str]]:
