@@ -278,10 +278,12 @@ def test_probe_state_at_t_ignores_later_codes():
     codes = torch.randint(0, 16, (1, 2, 10))
     later = codes.clone()
     later[..., 6:] = torch.randint(0, 16, (1, 2, 4))
+    rows, cols = torch.zeros(10, dtype=torch.long), torch.arange(10)  # every frame of the one utterance
     with torch.no_grad():
-        a, b = probe(codes), probe(later)
-    torch.testing.assert_close(a[:, :6], b[:, :6])
-    assert not torch.allclose(a[:, 6:], b[:, 6:])
+        a, b = probe(codes, rows, cols), probe(later, rows, cols)
+    assert a.shape == (10, 5)
+    torch.testing.assert_close(a[:6], b[:6])
+    assert not torch.allclose(a[6:], b[6:])
 
 
 def test_probe_stage(eval_params, prepared, codec_path):

@@ -502,6 +502,7 @@ class EvalReasoningConfig:
     max_audio_sec: float = 4.0  # clips are cut to this
     token_seconds: float = 0.8  # encoder frames are averaged into one LM input per this many seconds
     max_answer_tokens: int = 8  # greedy decoding length at test time
+    answer_batch_size: int = 32  # questions answered per greedy generate call (no gradients: larger than batch_size)
     train_eval_questions: int = 96  # training questions answered for train_accuracy (seeded subset; 0 = all)
     # htsat: framewise = HTSAT's token grid before pooling (Mellow's approach) | clip = its one clip vector
     htsat_features: str = "framewise"
@@ -514,6 +515,8 @@ class EvalReasoningConfig:
         for key in ("steps", "batch_size", "lr", "max_audio_sec", "token_seconds", "max_answer_tokens"):
             _positive(f"eval.reasoning.{key}", getattr(self, key))
         _choice("eval.reasoning.htsat_features", self.htsat_features, ("framewise", "clip"))
+        if self.answer_batch_size < 1:
+            raise ConfigError(f"eval.reasoning.answer_batch_size: must be >= 1, got {self.answer_batch_size}")
         if self.train_eval_questions < 0:
             raise ConfigError(f"eval.reasoning.train_eval_questions: must be >= 0, got {self.train_eval_questions}")
 

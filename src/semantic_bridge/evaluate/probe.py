@@ -64,10 +64,11 @@ class Probe(nn.Module):
         self.rnn = nn.GRU(dim, dim, batch_first=True)
         self.head = nn.Linear(dim, vocab)
 
-    def forward(self, codes: torch.Tensor) -> torch.Tensor:
-        """codes [B, L, T] -> logits [B, T, V]; the state at t has seen frames <= t only."""
+    def forward(self, codes: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """codes [B, L, T] -> logits [N, V] at the N frames (rows[n], cols[n]); the state at t has
+        seen frames <= t only. The vocabulary head runs at those frames alone."""
         x = sum(emb(codes[:, k]) for k, emb in enumerate(self.embed))
-        return self.head(self.rnn(x)[0])
+        return self.head(self.rnn(x)[0][rows, cols])
 
 
 def _encode_split(codec, corpus: str, split: str) -> tuple[list[Utterance], int]:
@@ -112,7 +113,7 @@ def train_probe(train: list[Utterance], test: list[Utterance], levels: list[int]
     for _ in range(cfg.steps):
         pick = rng.choice(len(train), size=min(cfg.batch_size, len(train)), replace=False)
         codes, r, c, y = _batch([train[i] for i in pick], levels, vocab, dev)
-        loss = nn.functional.cross_entropy(probe(codes)[r, c], y)
+        loss = nn.functional.cross_entropy(probe(codes, r, c), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -122,7 +123,7 @@ def train_probe(train: list[Utterance], test: list[Utterance], levels: list[int]
     with torch.no_grad():
         for b in range(0, len(test), cfg.batch_size):
             codes, r, c, y = _batch(test[b : b + cfg.batch_size], levels, vocab, dev)
-            guess = probe(codes)[r, c].argmax(-1)
+            guess = probe(codes, r, c).argmax(-1)
             hits += int(((guess == y) & (y != UNK)).sum())  # an unseen word is never right
             total += len(y)
     return hits / total, float(np.mean(losses[-10:]))

@@ -123,11 +123,14 @@ class QaModel(nn.Module):
                   for k in range(len(caches[0]))]
         prefix_mask = torch.tensor([[0] * (p - n) + [1] * n for n in lengths], device=x.device)
         positions = torch.tensor(lengths, device=x.device)[:, None] + torch.arange(x.shape[1], device=x.device)
-        out = self.lm(inputs_embeds=x, attention_mask=torch.cat([prefix_mask, suffix_mask], dim=1),
-                      position_ids=positions, past_key_values=DynamicCache(layers), use_cache=True)
-        logits = out.logits[:, :-1].float()
-        return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
-                                           ignore_index=IGNORE)
+        out = self.lm.base_model(inputs_embeds=x, attention_mask=torch.cat([prefix_mask, suffix_mask], dim=1),
+                                 position_ids=positions, past_key_values=DynamicCache(layers), use_cache=True)
+        # the vocabulary projection only where a label is predicted (the answer tokens): a fifth
+        # of a 135M LM's work at every other position, for the same loss
+        targets = labels[:, 1:]
+        supervised = targets != IGNORE
+        logits = self.lm.get_output_embeddings()(out.last_hidden_state[:, :-1][supervised]).float()
+        return nn.functional.cross_entropy(logits, targets[supervised])
 
     def full_loss(self, examples: list[Example]) -> torch.Tensor:
         """The same loss from the whole sequence, no cache (reference for tests)."""
@@ -268,8 +271,8 @@ def answer_accuracy(model: QaModel, tok, examples: list[Example], cfg: EvalReaso
     pad = tok.pad_token_id if tok.pad_token_id is not None else eos
     correct: Counter = Counter()
     total: Counter = Counter()
-    for b in range(0, len(examples), cfg.batch_size):
-        chunk = examples[b : b + cfg.batch_size]
+    for b in range(0, len(examples), cfg.answer_batch_size):
+        chunk = examples[b : b + cfg.answer_batch_size]
         for ex, ids in zip(chunk, model.answer(chunk, cfg.max_answer_tokens, eos, pad), strict=True):
             ids = ids[: ids.index(eos)] if eos in ids else ids
             guess = normalize(tok.decode(ids, skip_special_tokens=True))

@@ -20,7 +20,7 @@ from .metrics import error_rates, has_words
 
 log = logging.getLogger(__name__)
 
-WINDOW = 64  # utterances resynthesised and transcribed together
+WINDOW = 8  # utterances resynthesised and transcribed together (a progress line per window)
 
 
 def wer_rows(n_levels: int, n_semantic: int) -> dict[str, Optional[list[int]]]:
