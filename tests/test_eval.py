@@ -466,3 +466,16 @@ def test_nemo_speaker_backend_on_a_tiny_model(tmp_path):
     np.testing.assert_allclose(spk.embed(tone(1.0, 24000), 24000), a, rtol=1e-5, atol=1e-6)
     with pytest.raises(FileNotFoundError, match="eval.swap.speaker_model"):
         make_speaker_model(EvalSwapConfig(speaker_backend="nemo", speaker_model=str(tmp_path / "no.nemo")))
+
+
+class _NotATensor:
+    """Any pickled object besides tensors and containers: what weights_only=True refuses."""
+
+
+def test_an_htsat_checkpoint_with_objects_is_refused(tmp_path):
+    from semantic_bridge.base.errors import ConfigError
+    from semantic_bridge.evaluate.encoders import HtsatEncoder
+
+    torch.save({"model": {"audio_encoder.x": torch.zeros(1)}, "extra": _NotATensor()}, tmp_path / "CLAP.pth")
+    with pytest.raises(ConfigError, match="refused"):
+        HtsatEncoder(str(tmp_path))

@@ -16,6 +16,7 @@ feature sequence ``[T, D]`` that the mapper turns into LM input embeddings:
 from __future__ import annotations
 
 import math
+import pickle
 from pathlib import Path
 from typing import Optional, Protocol
 
@@ -54,7 +55,11 @@ class HtsatEncoder:
         if len(files) != 1:
             raise ConfigError(f"eval.reasoning.encoders.htsat: {folder} must be a folder holding one "
                               f"msclap checkpoint (*.pth), found {len(files)}")
-        state = torch.load(files[0], map_location="cpu", weights_only=False)
+        try:  # tensors and containers only: a checkpoint is data, never code to run
+            state = torch.load(files[0], map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as err:
+            raise ConfigError(f"eval.reasoning.encoders.htsat: {files[0]} holds more than tensors and "
+                              f"containers, refused (torch.load weights_only=True): {err}") from None
         state = state.get("model", state)
         prefix = "audio_encoder."
         own = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
