@@ -439,9 +439,14 @@ class EvalWerConfig:
     pocketsphinx_lm: str = "corpus"  # corpus (bigram LM of the train transcripts) | bundled
     batch_size: int = 16
     max_utterances: int = 50  # test utterances to score; 0 = all
+    # faster_whisper: seconds the encoder reads, the utterance zero-padded: 30 = Whisper's own
+    # protocol; 10 is 2.6x faster but reads differently (README "Evaluations"); longer ones get 30
+    window_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         _choice("eval.wer.backend", self.backend, ASR_BACKENDS)
+        if not 0 < self.window_seconds <= 30:
+            raise ConfigError(f"eval.wer.window_seconds: {self.window_seconds} is not in (0, 30]")
         _choice("eval.wer.pocketsphinx_lm", self.pocketsphinx_lm, ("corpus", "bundled"))
         if self.backend != "pocketsphinx" and not self.model:
             raise ConfigError(f"eval.wer.model: required for backend {self.backend!r} (a name or path)")
