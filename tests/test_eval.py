@@ -83,12 +83,25 @@ def test_wer_stage_rows_bitrates_and_plot(eval_params, prepared, codec_path, tmp
     assert lines[0] == "row,wer,cer,bitrate_bps" and len(lines) == 5
 
 
-def test_whisper_backend_on_a_tiny_checkpoint(tmp_path):
+def test_whisper_backend_on_a_tiny_checkpoint(tmp_path, monkeypatch):
+    from semantic_bridge.evaluate import asr as A
+
     path = tiny_whisper(tmp_path / "whisper")
     asr = WhisperRecognizer(str(path), batch_size=2)
     assert asr.kwargs["language"] == "en"
-    texts = asr.transcribe([(tone(1.0, 24000), 24000), (tone(0.5, 16000), 16000), (tone(0.3, 8000), 8000)])
+    audios = [(tone(1.0, 24000), 24000), (tone(0.5, 16000), 16000), (tone(0.3, 8000), 8000)]
+    texts = asr.transcribe(audios)
     assert len(texts) == 3 and all(isinstance(t, str) for t in texts)
+    # the loop cap: at most 2 + 4/s text tokens each (random weights never stop by themselves),
+    # each hypothesis cut at its own cap although a batch decodes to its longest one's
+    monkeypatch.setattr(A, "TOKENS_PER_SECOND", 4)
+    monkeypatch.setattr(A, "TOKEN_ALLOWANCE", 2)
+    before = asr.capped
+    capped = asr.transcribe(audios)
+    tok = asr.processor.tokenizer
+    lengths = [len(tok(t, add_special_tokens=False).input_ids) for t in capped]
+    assert [n <= A.token_cap(len(a) / sr) for n, (a, sr) in zip(lengths, audios)] == [True] * 3
+    assert asr.capped - before == 3
 
 
 @pytest.mark.slow

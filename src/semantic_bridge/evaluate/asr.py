@@ -163,9 +163,13 @@ class FasterWhisperRecognizer:
         cuda = default_device().type == "cuda"
         threads = workers or int(os.environ.get("OMP_NUM_THREADS", "0")) or cpu_count()  # params.cpu_threads
         self.workers = 1 if cuda else max(1, threads)
+        import torch
+
+        torch_threads = torch.get_num_threads()
         self.net = WhisperModel(path, device="cuda" if cuda else "cpu",
                                 compute_type="float16" if cuda else "float32",
                                 cpu_threads=1, num_workers=self.workers)
+        torch.set_num_threads(torch_threads)  # CTranslate2 set this process's OpenMP threads to 1
         fe = self.net.feature_extractor
         self.rate = fe.sampling_rate
         self.frames_per_second = self.rate // fe.hop_length
@@ -235,7 +239,12 @@ class FasterWhisperRecognizer:
 
 # --------------------------------------------------------------------------- whisper
 class WhisperRecognizer:
-    """Greedy decoding, English transcription, batched; 30 s windows (longer audio is cut)."""
+    """Greedy decoding, English transcription, batched; 30 s windows (longer audio is cut).
+
+    Each hypothesis is capped at ``token_cap(duration)`` text tokens, as with faster-whisper:
+    a batch decodes up to its longest utterance's cap and each hypothesis is cut at its own
+    (greedy decoding: the cut is the hypothesis a decode with that cap would give);
+    ``capped`` counts the hypotheses cut."""
 
     name = "whisper"
 
@@ -254,19 +263,30 @@ class WhisperRecognizer:
         gen = self.net.generation_config
         # English-only checkpoints take no language/task tokens
         self.kwargs = {"language": "en", "task": "transcribe"} if getattr(gen, "is_multilingual", False) else {}
-        # a 30 s window holds well under 200 tokens; leave room for the 4 prompt tokens
-        self.kwargs["max_new_tokens"] = min(200, self.net.config.max_target_positions - 8)
+        self.max_new = self.net.config.max_target_positions - 8  # room for the prompt tokens
+        self.special = set(self.processor.tokenizer.all_special_ids)
+        self.capped = 0
 
     def transcribe(self, audios: list[Audio]) -> list[str]:
         out: list[str] = []
+        tokenizer = self.processor.tokenizer
         for b in range(0, len(audios), self.batch_size):
-            waves = [resample(a, sr, self.rate) for a, sr in audios[b : b + self.batch_size]]
+            batch = audios[b : b + self.batch_size]
+            caps = [token_cap(len(a) / sr) for a, sr in batch]
+            waves = [resample(a, sr, self.rate) for a, sr in batch]
             feats = self.processor.feature_extractor(waves, sampling_rate=self.rate, return_tensors="pt")
             x = feats.input_features.to(self.device, self.net.dtype)
             with self.torch.inference_mode():
-                ids = self.net.generate(x, do_sample=False, **self.kwargs)
-            out.extend(self.processor.batch_decode(ids, skip_special_tokens=True))
-        return [t.strip() for t in out]
+                ids = self.net.generate(x, do_sample=False, max_new_tokens=min(max(caps), self.max_new),
+                                        **self.kwargs)
+            for row, cap, (audio, sr) in zip(ids.tolist(), caps, batch):
+                text_ids = [t for t in row if t not in self.special]
+                if len(text_ids) >= cap:
+                    self.capped += 1
+                    log.warning("ASR hypothesis cut at %d tokens (%.1f s of audio; a decoding loop)",
+                                cap, len(audio) / sr)
+                out.append(tokenizer.decode(text_ids[:cap], skip_special_tokens=True).strip())
+        return out
 
     def close(self) -> None:
         pass
