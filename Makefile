@@ -6,7 +6,7 @@ RUN := UV_PYTHON_DOWNLOADS=never $(UV) run --frozen
 # the columns a reviewer reads in `dvc exp show` (the full table is 500+ columns wide)
 EXP_COLUMNS := Experiment|Created|codebooks\.dropout|teachers\..*\.layer|train\.steps|rows\.(all|cb0_1|cb0)\.wer|eer\.cb(0|2_8)\.mean\.cosine\.eer|accuracy$$|valid\.losses\.mel/loss
 
-.PHONY: setup repro test test-fast lint metrics exp-show
+.PHONY: setup repro test test-fast lint metrics exp-show paper-dry-run
 
 setup: .venv/.setup-done
 
@@ -27,6 +27,9 @@ test: setup lint      ## lint, then all tests (unit + end-to-end DVC smoke tests
 
 test-fast: setup      ## unit tests only
 	$(RUN) pytest -m "not slow"
+
+paper-dry-run: setup  ## every stage on random-weight models of the paper's shapes, on CPU (~22 min, part of CI)
+	$(RUN) python benchmarks/paper_dry_run.py
 
 metrics: setup        ## the metrics files, one key per line (KEYS=regex to filter, e.g. KEYS='wer|eer')
 	$(RUN) python scripts/show_metrics.py '$(KEYS)'

@@ -34,15 +34,10 @@ import sys
 import time
 from pathlib import Path
 
-import torch
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
-
-from semantic_bridge.models.embedded import build_tiny_htsat  # noqa: E402
-from semantic_bridge.models.qwen_tokenizer import qwen_tokenizer  # noqa: E402
-from semantic_bridge.models.weights import model_dir  # noqa: E402
 
 # published configurations (the config.json of each hub repository)
 QWEN25_15B = dict(vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
@@ -68,7 +63,11 @@ def log(msg: str) -> None:
 
 # --------------------------------------------------------------------------- models
 def build_qwen(out: Path) -> None:
+    import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from semantic_bridge.models.qwen_tokenizer import qwen_tokenizer
+    from semantic_bridge.models.weights import model_dir
 
     model = Qwen2ForCausalLM(Qwen2Config(**QWEN25_15B)).to(torch.bfloat16).eval()
     log(f"Qwen2.5-1.5B: {sum(p.numel() for p in model.parameters()) / 1e9:.2f} B parameters")
@@ -89,6 +88,7 @@ def build_wavlm(out: Path) -> None:
 def build_mimi(out: Path) -> None:
     """``MimiConfig()``'s defaults are kyutai/mimi's (32 codebooks, 1 semantic); random codebooks
     (a fresh ``MimiModel`` has all-zero ones: every code would be 0)."""
+    import torch
     from transformers import MimiConfig, MimiModel
 
     config = MimiConfig()
@@ -124,9 +124,25 @@ def build_whisper(out: Path, size: str, tiny_en_hf: Path) -> None:
                      processor.tokenizer).save_pretrained(out)
 
 
-def build_models(models: Path, whisper: str, tiny_en_hf: Path) -> dict[str, Path]:
-    paths = {"qwen": models / "qwen2.5-1.5b", "wavlm": models / "wavlm-large", "mimi": models / "mimi",
-             "whisper": models / f"whisper-{whisper}", "htsat": models / "htsat"}
+def model_paths(models: Path, whisper: str) -> dict[str, Path]:
+    return {"qwen": models / "qwen2.5-1.5b", "wavlm": models / "wavlm-large", "mimi": models / "mimi",
+            "whisper": models / f"whisper-{whisper}", "htsat": models / "htsat"}
+
+
+def build_models(models: Path, whisper: str) -> None:
+    """Every model not built before (run in its own process: the stages' peak RSS is then theirs
+    alone, not a fork of a process holding 1.5 B parameters)."""
+    import torch
+
+    from semantic_bridge.models.embedded import build_tiny_htsat
+    from semantic_bridge.models.weights import model_dir
+    from semantic_bridge.models.whisper import convert_ct2_whisper
+
+    # Whisper tiny.en as transformers: its tokenizer and generation config seed the Whisper shape
+    tiny_en_hf = models / "whisper-tiny.en"
+    if not (tiny_en_hf / "config.json").exists():
+        convert_ct2_whisper(model_dir("whisper-tiny.en"), tiny_en_hf)
+    paths = model_paths(models, whisper)
     builders = {"qwen": build_qwen, "wavlm": build_wavlm, "mimi": build_mimi,
                 "whisper": lambda out: build_whisper(out, whisper, tiny_en_hf),
                 "htsat": lambda out: build_tiny_htsat(out, 0)}
@@ -140,7 +156,6 @@ def build_models(models: Path, whisper: str, tiny_en_hf: Path) -> dict[str, Path
         builders[name](path)
         (path / ".done").touch()
         log(f"{name}: built in {time.time() - t:.0f} s -> {path}")
-    return paths
 
 
 # --------------------------------------------------------------------------- params
@@ -224,23 +239,26 @@ def main() -> None:
                         help="the Whisper shape of eval.wer (base: a quicker run)")
     parser.add_argument("--stages", nargs="*", help="only these stages (after a full run)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/paper_dry_run.json")
+    parser.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     work = args.work.resolve()
+    if args.build_only:
+        build_models(work / "models", args.whisper)
+        return
     repo = work / "repo"
     logs = work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONPATH": str(repo / "src"), "DVC_NO_ANALYTICS": "1"}
+    from semantic_bridge.models.weights import weights_dir  # no torch: the orchestrator stays small
+
+    env = {**os.environ, "PYTHONPATH": str(repo / "src"), "DVC_NO_ANALYTICS": "1",
+           "SEMANTIC_BRIDGE_WEIGHTS": str(weights_dir())}
 
     if not args.stages:
         copy_tree(repo)
         subprocess.run(["dvc", "init", "--no-scm", "-q", "-f"], cwd=repo, env=env, check=True)
-    # Whisper tiny.en as transformers (its tokenizer and generation config seed the Whisper shape)
-    tiny_en = work / "models" / "whisper-tiny.en"
-    if not (tiny_en / "config.json").exists():
-        from semantic_bridge.models.whisper import convert_ct2_whisper
-
-        convert_ct2_whisper(model_dir("whisper-tiny.en"), tiny_en)
-    paths = build_models(work / "models", args.whisper, tiny_en)
+    subprocess.run([sys.executable, __file__, "--build-only", "--work", str(work), "--whisper", args.whisper],
+                   check=True)
+    paths = model_paths(work / "models", args.whisper)
 
     base = yaml.safe_load((repo / "params.yaml").read_text())
     paper = readme_paper_params(repo / "README.md")
@@ -263,8 +281,12 @@ def main() -> None:
         if code != 0:
             print((logs / f"{name}.log").read_text()[-4000:])
             raise SystemExit(1)
-    results = {"whisper": args.whisper, "overrides": flatten(over), "stages": rows,
-               "device": "cuda" if torch.cuda.is_available() else f"cpu x {os.cpu_count()}"}
+    surgery = json.loads((repo / "metrics/train.json").read_text()).get("surgery")
+    if not surgery or not surgery.get("copied"):
+        raise SystemExit(f"train ran without weight surgery from the 32-codebook Mimi: {surgery}")
+    log(f"weight surgery: {surgery}")
+    results = {"whisper": args.whisper, "overrides": flatten(over), "stages": rows, "surgery": surgery,
+               "cpus": len(os.sched_getaffinity(0))}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")
     print("\n| stage | wall time | peak RSS |\n|---|---|---|")
