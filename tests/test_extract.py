@@ -177,6 +177,9 @@ def test_torchrun_two_processes_match_one(stage_setup, reference, tmp_path):
     assert "rank 1:" in proc.stderr  # both ranks did work
     metrics = json.loads(Path(str(out) + ".json").read_text())
     assert metrics["units"] > 4 and sum(metrics["rows"].values()) == sum(len(v) for v in _rows(reference).values())
+    teacher = yaml.safe_load(params.read_text())["teachers"]["wavlm"]
+    assert metrics["dim"] == teacher["dim"] and metrics["layer"] == teacher["layer"]
+    assert metrics["model_type"] == "wavlm" and "whisper_window_seconds" not in metrics
     _assert_same(_rows(out), _rows(reference), exact=False)
 
 

@@ -50,11 +50,11 @@ def _run(make_extractor: Callable, cfg: Union[WavlmConfig, LlmConfig], scale: st
     if result is None:  # not rank 0
         return None
     column = "wavlm" if make_extractor.name == "wavlm" else "llm"
+    # what made the features: model, type, layer, dim (+ the Whisper window), as the output records
+    made_by = {k: v for k, v in extractor.identity().items() if k != "stage"}
     return {
         "scale": scale,
-        "model": cfg.model,
-        "model_type": extractor.model.config.model_type,
-        "layer": cfg.layer,
+        **made_by,
         "informativeness": frame_cosine(Path(out) / "train", column),
         "rows": result.rows,
         "skipped": result.skipped,
