@@ -105,7 +105,7 @@ def main() -> None:
     held = collate([valid[(i * 7 % len(valid), i)] for i in range(a.valid_crops)])
     sampler = StepSampler(len(train), p.train.batch_size, p.seed)
 
-    asr, utts = None, []
+    asr, utts, refs = None, [], []
     if a.wer_utterances > 0:
         from semantic_bridge.evaluate.asr import make_recognizer
         from semantic_bridge.evaluate.common import iter_split

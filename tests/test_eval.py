@@ -363,7 +363,7 @@ def test_the_cached_question_prefix_gives_the_full_sequence_loss(reasoning_model
         model.mapper.zero_grad()
         loss = loss_fn(examples)
         loss.backward()
-        grads.append((float(loss), [p.grad.clone() for p in model.mapper.parameters()]))
+        grads.append((float(loss.detach()), [p.grad.clone() for p in model.mapper.parameters()]))
     assert grads[0][0] == pytest.approx(grads[1][0], rel=1e-5)
     for a, b in zip(grads[0][1], grads[1][1]):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
