@@ -101,7 +101,7 @@ def test_whisper_backend_on_a_tiny_checkpoint(tmp_path, monkeypatch):
     tok = asr.processor.tokenizer
     lengths = [len(tok(t, add_special_tokens=False).input_ids) for t in capped]
     assert [n <= A.token_cap(len(a) / sr) for n, (a, sr) in zip(lengths, audios)] == [True] * 3
-    assert asr.capped - before == 3
+    assert asr.capped - before == 3 and asr.last_capped == [True] * 3  # per hypothesis, this call
 
 
 @pytest.mark.slow

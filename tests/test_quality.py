@@ -93,11 +93,13 @@ def test_quality_stage_rows_metrics_wavs_and_plots(prepared_tiny, factory_raw, t
     assert list(rows)[:2] == ["original", "cb0"] and {"mimi_1", "mimi_2", "mimi_8"} <= set(rows)
     assert [rows[f"cb0_{k}"]["bitrate_bps"] for k in (1, 8)] == [2 * 75.0, 9 * 75.0]  # 64 codes: 6 bits
     assert rows["mimi_8"]["bitrate_bps"] == 8 * 8 * 12.5  # the tiny Mimi has 256-entry codebooks
-    assert set(rows["original"]) == {"bitrate_bps", "wer", "cer", "dnsmos_ovrl"}  # intrusive ones are identities
+    assert set(rows["original"]) == {"bitrate_bps", "wer", "cer", "asr_capped", "dnsmos_ovrl"}  # intrusive ones are identities
     for name in ("cb0", "cb0_8", "mimi_2"):
         r = rows[name]
         assert 0 <= r["stoi"] <= 1 and -1 <= r["speaker_similarity"] <= 1 and r["mel_distance"] > 0
         assert 1 <= r["dnsmos_ovrl"] <= 5 and r["wer"] >= 0
+    # hypotheses cut at the ASR's loop cap, counted per row (at most one per utterance)
+    assert all(isinstance(r["asr_capped"], int) and 0 <= r["asr_capped"] <= 2 for r in rows.values())
     assert m["utterances"] == 2 and m["models"]["reference_mimi"]["note"] == "random weights: machinery only"
     lines = (tmp_path / "plots" / "quality.csv").read_text().splitlines()
     assert lines[0].startswith("row,bitrate_bps,wer,cer,stoi") and len(lines) == 1 + len(rows)

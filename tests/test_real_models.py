@@ -136,7 +136,7 @@ def test_a_looping_hypothesis_is_cut_at_the_token_cap_and_counted(monkeypatch):
     whisper = A.make_recognizer(EvalWerConfig())
     _, audio, text = arctic()[0]
     (hyp,) = whisper.transcribe([(audio, 16000)])
-    assert whisper.capped == 1
+    assert whisper.capped == 1 and whisper.last_capped == [True]
     assert 1 <= len(hyp.split()) <= 3 < len(text.split())  # at most 3 tokens: at most 3 words
 
 

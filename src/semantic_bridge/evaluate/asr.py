@@ -181,6 +181,7 @@ class FasterWhisperRecognizer:
         self.prompt = list(tokenizer.sot_sequence) + [tokenizer.no_timestamps]
         self.suppress = list(get_suppressed_tokens(tokenizer, [-1]))
         self.capped = 0
+        self.last_capped: list[bool] = []  # per hypothesis of the last transcribe call
 
     def _one(self, audio: np.ndarray, sr: int) -> tuple[str, bool]:
         """(text, hit the token cap) for one utterance."""
@@ -226,6 +227,7 @@ class FasterWhisperRecognizer:
                 results = list(pool.map(lambda pair: self._one(*pair), audios))
         else:
             results = [self._one(audio, sr) for audio, sr in audios]
+        self.last_capped = [capped for _, capped in results]
         for (audio, sr), (text, capped) in zip(audios, results):
             if capped:
                 self.capped += 1
@@ -266,9 +268,11 @@ class WhisperRecognizer:
         self.max_new = self.net.config.max_target_positions - 8  # room for the prompt tokens
         self.special = set(self.processor.tokenizer.all_special_ids)
         self.capped = 0
+        self.last_capped: list[bool] = []  # per hypothesis of the last transcribe call
 
     def transcribe(self, audios: list[Audio]) -> list[str]:
         out: list[str] = []
+        self.last_capped = []
         tokenizer = self.processor.tokenizer
         for b in range(0, len(audios), self.batch_size):
             batch = audios[b : b + self.batch_size]
@@ -281,6 +285,7 @@ class WhisperRecognizer:
                                         **self.kwargs)
             for row, cap, (audio, sr) in zip(ids.tolist(), caps, batch):
                 text_ids = [t for t in row if t not in self.special]
+                self.last_capped.append(len(text_ids) >= cap)
                 if len(text_ids) >= cap:
                     self.capped += 1
                     log.warning("ASR hypothesis cut at %d tokens (%.1f s of audio; a decoding loop)",

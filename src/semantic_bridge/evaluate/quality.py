@@ -178,6 +178,7 @@ def run_quality(cfg: EvalQualityConfig, wer: EvalWerConfig, speaker_model: str, 
     progress = Progress("eval_quality", total, "utt")
     saved: dict[str, list[tuple[str, np.ndarray]]] = defaultdict(list)
     skipped: Counter = Counter()
+    capped: Counter = Counter()  # hypotheses cut at the ASR's token cap (decoding loops), per row
     rate = codec.sample_rate
     try:
         for n, row in enumerate(iter_split(corpus, "test", ["id", "text", "audio", "sample_rate"], cfg.utterances)):
@@ -195,9 +196,11 @@ def run_quality(cfg: EvalQualityConfig, wer: EvalWerConfig, speaker_model: str, 
                 estimates.update((f"mimi_{k}", y) for k, y in zip(mimi_ks, mimi.resynthesize(ref, rate, mimi_ks)))
             refs.append(row["text"])
             texts = scorer.asr.transcribe([(est, rate) for est in estimates.values()])
-            for (name, est), text in zip(estimates.items(), texts):
+            cut = getattr(scorer.asr, "last_capped", None) or [False] * len(texts)
+            for (name, est), text, was_cut in zip(estimates.items(), texts, cut):
                 est16 = resample(est, rate, RATE)
                 hyps[name].append(text)
+                capped[name] += int(was_cut)
                 for key, value in scorer.non_intrusive(est16).items():
                     scores[name][key].append(value)
                 if name != "original":
@@ -216,7 +219,7 @@ def run_quality(cfg: EvalQualityConfig, wer: EvalWerConfig, speaker_model: str, 
     table: dict[str, Any] = {}
     for name in bitrate:
         rates = error_rates(refs, hyps[name])
-        table[name] = {"bitrate_bps": bitrate[name], "wer": rates.wer, "cer": rates.cer,
+        table[name] = {"bitrate_bps": bitrate[name], "wer": rates.wer, "cer": rates.cer, "asr_capped": capped[name],
                        **{k: _mean(v) for k, v in scores[name].items()}}
         if name in rows_def:
             table[name]["codebooks"] = len(rows_def[name])
@@ -231,7 +234,7 @@ def run_quality(cfg: EvalQualityConfig, wer: EvalWerConfig, speaker_model: str, 
                      reference_mimi={"model": cfg.reference_mimi,
                                      "note": "random weights: machinery only" if scale == "embedded" else None}),
             "utterances": len(refs), "skipped": dict(skipped),
-            "asr_capped": getattr(scorer.asr, "capped", 0), "rows": table}
+            "rows": table}
 
 
 def _write_plots(table: dict[str, Any], plots: Path) -> None:
