@@ -32,6 +32,9 @@ STAGES = {
 }
 
 
+PAPER_LAYERS = (6, 27)  # WavLM-Large layer 6, Qwen2.5-1.5B layer 27 (DESIGN)
+
+
 def build_paper_size_models(root: Path, seed: int) -> tuple[Path, Path]:
     """Random-weight models with WavLM-Large's and Qwen2.5-1.5B's shapes (same compute)."""
     import torch
@@ -90,6 +93,9 @@ def main() -> None:
         t = base["teachers"]
         base["teachers"]["wavlm"]["model"] = str(build_tiny_wavlm(root / "models/tiny-wavlm", t["wavlm"]["dim"], base["seed"]))
         base["teachers"]["llm"]["model"] = str(build_tiny_qwen(root / "models/tiny-qwen", t["llm"]["dim"], base["seed"]))
+    # the paper's layers (params.yaml's embedded default reads Whisper tiny.en's 4 and SmolLM2's 29):
+    # the stand-ins have WavLM-Large's 24 and Qwen2.5-1.5B's 28 layers
+    base["teachers"]["wavlm"]["layer"], base["teachers"]["llm"]["layer"] = PAPER_LAYERS
 
     table = {}
     for n in (args.n, args.factor * args.n):
