@@ -58,6 +58,16 @@ def build_paper_size_models(root: Path, seed: int) -> tuple[Path, Path]:
     return wavlm, qwen
 
 
+def build_teachers(models: Path, base: dict, paper_size: bool) -> tuple[Path, Path]:
+    if paper_size:
+        return build_paper_size_models(models, base["seed"])
+    from semantic_bridge.models.embedded import build_tiny_qwen, build_tiny_wavlm
+
+    t = base["teachers"]
+    return (build_tiny_wavlm(models / "tiny-wavlm", t["wavlm"]["dim"], base["seed"]),
+            build_tiny_qwen(models / "tiny-qwen", t["llm"]["dim"], base["seed"]))
+
+
 def run_stage(name: str, work: Path, params: Path) -> dict[str, float]:
     args = [a.format(w=work) for a in STAGES[name]]
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "LOGLEVEL": "WARNING"}
@@ -83,16 +93,15 @@ def main() -> None:
 
     root = args.workdir or Path(tempfile.mkdtemp(prefix="bench-factory-"))
     base = yaml.safe_load((REPO / "params.yaml").read_text())
-    if args.paper_size:
-        wavlm, qwen = build_paper_size_models(root / "models", base["seed"])
-        base["teachers"]["wavlm"].update(model=str(wavlm), dim=1024)
-        base["teachers"]["llm"].update(model=str(qwen), dim=1536)
-    else:
-        from semantic_bridge.models.embedded import build_tiny_qwen, build_tiny_wavlm
+    # the models are built in a spawned child: a stage process's peak RSS (ru_maxrss, which Linux
+    # carries over fork and exec) must not include this process's copy of them
+    import multiprocessing
 
-        t = base["teachers"]
-        base["teachers"]["wavlm"]["model"] = str(build_tiny_wavlm(root / "models/tiny-wavlm", t["wavlm"]["dim"], base["seed"]))
-        base["teachers"]["llm"]["model"] = str(build_tiny_qwen(root / "models/tiny-qwen", t["llm"]["dim"], base["seed"]))
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        wavlm, qwen = pool.apply(build_teachers, (root / "models", base, args.paper_size))
+    base["teachers"]["wavlm"]["model"], base["teachers"]["llm"]["model"] = str(wavlm), str(qwen)
+    if args.paper_size:
+        base["teachers"]["wavlm"]["dim"], base["teachers"]["llm"]["dim"] = 1024, 1536
     # the paper's layers (params.yaml's embedded default reads Whisper tiny.en's 4 and SmolLM2's 29):
     # the stand-ins have WavLM-Large's 24 and Qwen2.5-1.5B's 28 layers
     base["teachers"]["wavlm"]["layer"], base["teachers"]["llm"]["layer"] = PAPER_LAYERS
