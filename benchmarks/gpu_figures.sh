@@ -6,7 +6,7 @@
 # Everything it prints, with the card's name first, goes to $OUT/gpu_figures.txt.
 #
 #   bash benchmarks/gpu_figures.sh                 # on the GPU machine, in the activated .venv
-#   N=8 PAPER_SIZE=0 bash benchmarks/gpu_figures.sh   # a quick check of the script itself (CPU is fine)
+#   N=32 PAPER_SIZE=0 BATCH=1 SEGMENT_SECONDS=1 THROUGHPUT_BATCH=1 bash benchmarks/gpu_figures.sh  # quick check of the script itself (CPU is fine)
 #
 # Knobs (environment): N (data-factory utterances, the large run has 4N; default 200), PAPER_SIZE
 # (1: paper-size teachers, default), BATCH / SEGMENT_SECONDS (the train step's batch and segment length;

@@ -323,12 +323,18 @@ class NemoRecognizer:
         pass
 
 
-def transcribe_counted(asr: Recognizer, audios: list[Audio]) -> tuple[list[str], int]:
-    """``asr.transcribe(audios)`` and how many of these hypotheses hit the recogniser's loop cap
-    (0 for backends without one)."""
-    before = getattr(asr, "capped", 0)
+def transcribe_flagged(asr: Recognizer, audios: list[Audio]) -> tuple[list[str], list[bool]]:
+    """``asr.transcribe(audios)`` and, per hypothesis, whether it hit the recogniser's loop cap
+    (all False for backends without one)."""
     texts = asr.transcribe(audios)
-    return texts, getattr(asr, "capped", 0) - before
+    flags = list(getattr(asr, "last_capped", None) or [False] * len(texts))
+    return texts, flags
+
+
+def transcribe_counted(asr: Recognizer, audios: list[Audio]) -> tuple[list[str], int]:
+    """``asr.transcribe(audios)`` and how many of these hypotheses hit the recogniser's loop cap."""
+    texts, flags = transcribe_flagged(asr, audios)
+    return texts, sum(flags)
 
 
 def make_recognizer(cfg: EvalWerConfig, corpus: Optional[str] = None) -> Recognizer:

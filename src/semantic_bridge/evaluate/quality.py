@@ -30,7 +30,7 @@ from ..base.audio import resample
 from ..base.files import staged_output, write_text, write_wav
 from ..base.progress import Progress
 from ..config import EvalQualityConfig, EvalWerConfig
-from .asr import make_recognizer
+from .asr import make_recognizer, transcribe_flagged
 from ..codec.model import group_name
 from .common import header, iter_split, load_codec, resynthesize, split_size
 from .metrics import error_rates, has_words, si_snr
@@ -195,8 +195,7 @@ def run_quality(cfg: EvalQualityConfig, wer: EvalWerConfig, speaker_model: str, 
             if mimi is not None:
                 estimates.update((f"mimi_{k}", y) for k, y in zip(mimi_ks, mimi.resynthesize(ref, rate, mimi_ks)))
             refs.append(row["text"])
-            texts = scorer.asr.transcribe([(est, rate) for est in estimates.values()])
-            cut = getattr(scorer.asr, "last_capped", None) or [False] * len(texts)
+            texts, cut = transcribe_flagged(scorer.asr, [(est, rate) for est in estimates.values()])
             for (name, est), text, was_cut in zip(estimates.items(), texts, cut):
                 est16 = resample(est, rate, RATE)
                 hyps[name].append(text)
