@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from semantic_bridge.config import EvalWerConfig, params_from_dict
+from semantic_bridge.config import EvalProbeConfig, EvalWerConfig, params_from_dict
 from semantic_bridge.base import shards
 from semantic_bridge.base.evalsets import read_reasonaqa
 from semantic_bridge.evaluate import eer as E
@@ -299,13 +299,44 @@ def test_probe_state_at_t_ignores_later_codes():
     assert not torch.allclose(a[6:], b[6:])
 
 
+def test_early_stopping_keeps_the_best_valid_step_and_stops_after_patience():
+    stopper = P.EarlyStopping(patience=2)
+    seen = [(step, stopper.update(step, score), stopper.stop)
+            for step, score in ((25, 0.10), (50, 0.20), (75, 0.20), (100, 0.15))]
+    # a tie is not a new best; two scores without one stop it
+    assert seen == [(25, True, False), (50, True, False), (75, False, False), (100, False, True)]
+    assert (stopper.best, stopper.best_step) == (0.20, 50)
+
+
+def test_probe_reads_test_once_with_the_state_valid_selected(monkeypatch):
+    """The test split is scored once, by the state of the best valid step (not the last one)."""
+    rng = np.random.default_rng(0)
+    utts = [P.Utterance(rng.integers(0, 8, (1, 6)), np.array([2, 4]), ["a", "b"]) for _ in range(6)]
+    train, valid, test = utts[:2], utts[2:4], utts[4:]
+    valid_scores = iter([0.3, 0.5, 0.4, 0.2, 0.1])
+    seen = []  # (split, fingerprint of the probe's weights when scored)
+
+    def fake_top1(probe, split, levels, vocab, batch_size):
+        seen.append(("valid" if split is valid else "test", float(probe.head.bias.detach().sum())))
+        return next(valid_scores) if split is valid else 0.0
+
+    monkeypatch.setattr(P, "top1", fake_top1)
+    cfg = EvalProbeConfig(steps=100, eval_every=2, patience=2, batch_size=2, dim=4, lr=0.1)
+    r = P.train_probe(train, valid, test, [0], 8, {"a": 1, "b": 2}, cfg, seed=0)
+    assert [split for split, _ in seen] == ["valid"] * 4 + ["test"]  # stopped 2 scores after the best
+    assert (r["selected_step"], r["steps_run"], r["valid_top1"]) == (4, 8, 0.5)
+    at_step = {2 * (i + 1): fp for i, (_, fp) in enumerate(seen[:4])}
+    assert seen[-1][1] == pytest.approx(at_step[4]) and at_step[4] != pytest.approx(at_step[8])
+
+
 def test_probe_stage(eval_params, prepared, codec_path):
     m = P.run_probe(eval_params.eval.probe, "embedded", eval_params.seed, str(prepared / "corpus"), str(codec_path))
     assert set(m["accuracy"]) == {"cb0", "cb1", "cb0_1", "cb2_8", "all"}
     assert m["accuracy"]["cb2_8"]["levels"] == list(range(2, 9))
     for r in m["accuracy"].values():
-        assert 0 <= r["top1"] <= 1
-    assert m["examples"]["train"] > 0 and m["examples"]["test"] > 0
+        assert 0 <= r["top1"] <= 1 and 0 <= r["valid_top1"] <= 1
+        assert 0 < r["selected_step"] <= r["steps_run"] <= eval_params.eval.probe.steps
+    assert m["examples"]["train"] > 0 and m["examples"]["valid"] > 0 and m["examples"]["test"] > 0
     assert 0 < m["majority_baseline"] <= 1
 
 

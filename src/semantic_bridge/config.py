@@ -438,7 +438,7 @@ class EvalWerConfig:
     model: Optional[str] = "whisper-tiny.en"
     pocketsphinx_lm: str = "corpus"  # corpus (bigram LM of the train transcripts) | bundled
     batch_size: int = 16
-    max_utterances: int = 50  # test utterances to score; 0 = all
+    max_utterances: int = 40  # test utterances to score; 0 = all
     # faster_whisper: seconds the encoder reads, the utterance zero-padded: 30 = Whisper's own
     # protocol; 10 is 2.6x faster but reads differently (README "Evaluations"); longer ones get 30
     window_seconds: float = 30.0
@@ -528,7 +528,7 @@ class EvalReasoningConfig:
 
 @dataclass
 class EvalQualityConfig:
-    utterances: int = 8  # test utterances scored per row
+    utterances: int = 6  # test utterances scored per row
     save_wavs: int = 2  # utterances written per row as wav files
     # a transformers MimiModel folder decoded from its first 1, 2, 8 codebooks (empty: no such rows);
     # paper: a local copy of kyutai/mimi
@@ -541,13 +541,15 @@ class EvalQualityConfig:
 
 @dataclass
 class EvalProbeConfig:
-    steps: int = 300
+    steps: int = 300  # at most; the step is selected on the valid split
     lr: float = 1e-3
     batch_size: int = 32  # utterances per step
     dim: int = 128  # embedding and GRU width of the probe
+    eval_every: int = 25  # steps between valid top-1 scores
+    patience: int = 4  # valid scores without a new best before training stops
 
     def __post_init__(self) -> None:
-        for key in ("steps", "lr", "batch_size", "dim"):
+        for key in ("steps", "lr", "batch_size", "dim", "eval_every", "patience"):
             _positive(f"eval.probe.{key}", getattr(self, key))
 
 

@@ -3,12 +3,20 @@ embeddings (summed over the group's levels) -> a causal GRU -> a linear layer ov
 vocabulary -- reads the codes of CB0, of CB1 or of CB2..CB8 up to the end of word ``i`` and
 predicts word ``i + 1``. Top-1 accuracy on the test split, beside the majority-word baseline.
 
+Model selection: every ``eval_every`` steps the probe is scored on the valid split (speakers
+disjoint from train and test); training stops after ``patience`` scores without a new best, and
+the test split is read once, by the best-scoring state. A probe of 2048-entry embeddings per
+level on a few thousand words overfits within a few hundred steps (test top-1 fell below the
+majority baseline at the fixed 300 steps), so the step count is chosen on held-out data, never
+on test.
+
 Causality follows DESIGN §2: the prediction after word ``i`` uses frames that end by the word's
 end time, ``floor(end / 0.08)`` frames; a word that ends inside the first frame gives no example.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections import Counter
 from dataclasses import dataclass
@@ -101,16 +109,58 @@ def _batch(utts: list[Utterance], levels: list[int], vocab: dict[str, int], dev)
         torch.tensor(targets, device=dev)
 
 
-def train_probe(train: list[Utterance], test: list[Utterance], levels: list[int], size: int,
-                vocab: dict[str, int], cfg: EvalProbeConfig, seed: int) -> tuple[float, float]:
-    """(test top-1 accuracy, mean training loss of the last 10 steps)."""
+class EarlyStopping:
+    """Best held-out score so far (higher is better) and when to stop: after ``patience``
+    scores in a row without a strictly better one."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+        self.best = -float("inf")
+        self.best_step = 0
+        self.since_best = 0
+
+    def update(self, step: int, score: float) -> bool:
+        """Record ``score`` at ``step``; True when it is a new best."""
+        if score > self.best:
+            self.best, self.best_step, self.since_best = score, step, 0
+            return True
+        self.since_best += 1
+        return False
+
+    @property
+    def stop(self) -> bool:
+        return self.since_best >= self.patience
+
+
+def top1(probe: Probe, utts: list[Utterance], levels: list[int], vocab: dict[str, int], batch_size: int) -> float:
+    """Top-1 accuracy over every example of ``utts``; an unseen word is never right."""
+    dev = next(probe.parameters()).device
+    probe.eval()
+    hits = total = 0
+    with torch.no_grad():
+        for b in range(0, len(utts), batch_size):
+            codes, r, c, y = _batch(utts[b : b + batch_size], levels, vocab, dev)
+            guess = probe(codes, r, c).argmax(-1)
+            hits += int(((guess == y) & (y != UNK)).sum())
+            total += len(y)
+    return hits / total
+
+
+def train_probe(train: list[Utterance], valid: list[Utterance], test: list[Utterance], levels: list[int],
+                size: int, vocab: dict[str, int], cfg: EvalProbeConfig, seed: int) -> dict[str, Any]:
+    """Train on ``train``, select the step on ``valid`` (early stopping), score ``test`` once:
+    test and valid top-1, the selected step, the steps run and the mean training loss of the
+    10 steps up to the selected one."""
     dev = default_device()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     probe = Probe(len(levels), size, cfg.dim, len(vocab) + 1).to(dev)
     opt = torch.optim.Adam(probe.parameters(), lr=cfg.lr)
-    losses = []
-    for _ in range(cfg.steps):
+    losses: list[float] = []
+    stopper = EarlyStopping(cfg.patience)
+    best_state = copy.deepcopy(probe.state_dict())
+    for step in range(1, cfg.steps + 1):
+        probe.train()
         pick = rng.choice(len(train), size=min(cfg.batch_size, len(train)), replace=False)
         codes, r, c, y = _batch([train[i] for i in pick], levels, vocab, dev)
         loss = nn.functional.cross_entropy(probe(codes, r, c), y)
@@ -118,21 +168,22 @@ def train_probe(train: list[Utterance], test: list[Utterance], levels: list[int]
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    probe.eval()
-    hits = total = 0
-    with torch.no_grad():
-        for b in range(0, len(test), cfg.batch_size):
-            codes, r, c, y = _batch(test[b : b + cfg.batch_size], levels, vocab, dev)
-            guess = probe(codes, r, c).argmax(-1)
-            hits += int(((guess == y) & (y != UNK)).sum())  # an unseen word is never right
-            total += len(y)
-    return hits / total, float(np.mean(losses[-10:]))
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            if stopper.update(step, top1(probe, valid, levels, vocab, cfg.batch_size)):
+                best_state = copy.deepcopy(probe.state_dict())
+            if stopper.stop:
+                break
+    probe.load_state_dict(best_state)
+    return {"top1": top1(probe, test, levels, vocab, cfg.batch_size), "valid_top1": stopper.best,
+            "selected_step": stopper.best_step, "steps_run": len(losses),
+            "final_train_loss": float(np.mean(losses[max(0, stopper.best_step - 10) : stopper.best_step]))}
 
 
 def run_probe(cfg: EvalProbeConfig, scale: str, seed: int, merged: str, codec_path: str) -> dict[str, Any]:
     loaded = load_codec(codec_path)
     codec = loaded.codec
     train, skip_train = _encode_split(codec, merged, "train")
+    valid, skip_valid = _encode_split(codec, merged, "valid")
     test, skip_test = _encode_split(codec, merged, "test")
     counts = Counter(w for u in train for w in u.targets)
     vocab = {w: i + 1 for i, (w, _) in enumerate(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))}
@@ -140,14 +191,17 @@ def run_probe(cfg: EvalProbeConfig, scale: str, seed: int, merged: str, codec_pa
     majority = counts.most_common(1)[0][0]
     results = {}
     for name, levels in probe_groups(codec.n_levels, codec.n_semantic).items():
-        acc, loss = train_probe(train, test, levels, codec.books.size, vocab, cfg, seed)
-        results[name] = {"top1": acc, "levels": levels, "final_train_loss": loss}
-        log.info("probe %s: top-1 %.4f", name, acc)
+        results[name] = {**train_probe(train, valid, test, levels, codec.books.size, vocab, cfg, seed),
+                         "levels": levels}
+        log.info("probe %s: test top-1 %.4f (valid %.4f, step %d of %d run)", name, results[name]["top1"],
+                 results[name]["valid_top1"], results[name]["selected_step"], results[name]["steps_run"])
     return {**header(scale, codec=loaded.info()),
             "probe": {"architecture": "code embeddings -> GRU -> linear", "dim": cfg.dim,
-                      "steps": cfg.steps, "lr": cfg.lr, "batch_size": cfg.batch_size},
-            "examples": {"train": sum(len(u.targets) for u in train), "test": len(test_targets),
-                         "skipped_no_frames": skip_train + skip_test},
+                      "max_steps": cfg.steps, "eval_every": cfg.eval_every, "patience": cfg.patience,
+                      "selection": "valid top-1", "lr": cfg.lr, "batch_size": cfg.batch_size},
+            "examples": {"train": sum(len(u.targets) for u in train),
+                         "valid": sum(len(u.targets) for u in valid), "test": len(test_targets),
+                         "skipped_no_frames": skip_train + skip_valid + skip_test},
             "vocabulary": len(vocab),
             "test_oov_rate": sum(w not in vocab for w in test_targets) / len(test_targets),
             "majority_baseline": sum(w == majority for w in test_targets) / len(test_targets),
