@@ -438,7 +438,7 @@ class EvalWerConfig:
     model: Optional[str] = "whisper-tiny.en"
     pocketsphinx_lm: str = "corpus"  # corpus (bigram LM of the train transcripts) | bundled
     batch_size: int = 16
-    max_utterances: int = 40  # test utterances to score; 0 = all
+    max_utterances: int = 30  # test utterances to score; 0 = all
     # faster_whisper: seconds the encoder reads, the utterance zero-padded: 30 = Whisper's own
     # protocol; 10 is 2.6x faster but reads differently (README "Evaluations"); longer ones get 30
     window_seconds: float = 30.0
@@ -472,7 +472,7 @@ class EvalEerConfig:
 
 @dataclass
 class EvalSwapConfig:
-    pairs: int = 20
+    pairs: int = 16
     # one row per entry: A's first k codebooks (1 = CB0, 2 = CB0+1, ...) with B's others
     content_levels: list[int] = field(default_factory=lambda: [1, 2, 3, 5])
     speaker_backend: str = "campplus"  # campplus (real CAM++) | mfcc (no weights) | nemo (TitaNet)
@@ -528,7 +528,7 @@ class EvalReasoningConfig:
 
 @dataclass
 class EvalQualityConfig:
-    utterances: int = 6  # test utterances scored per row
+    utterances: int = 5  # test utterances scored per row
     save_wavs: int = 2  # utterances written per row as wav files
     # a transformers MimiModel folder decoded from its first 1, 2, 8 codebooks (empty: no such rows);
     # paper: a local copy of kyutai/mimi
@@ -555,7 +555,7 @@ class EvalProbeConfig:
 
 @dataclass
 class EvalEditConfig:
-    edits: int = 20  # seeded transcript edits (one word replaced) of test utterances
+    edits: int = 16  # seeded transcript edits (one word replaced) of test utterances
     content_levels: int = 2  # the donor word's levels spliced in (2 = CB0+1); A keeps the rest
     crossfade_ms: float = 10.0  # the waveform-splice baseline's crossfades
     save_wavs: int = 3  # edits written as wav files (A, donor, edit, baseline)
