@@ -196,7 +196,7 @@ def run_quality(cfg: EvalQualityConfig, wer: EvalWerConfig, speaker_model: str, 
                 estimates.update((f"mimi_{k}", y) for k, y in zip(mimi_ks, mimi.resynthesize(ref, rate, mimi_ks)))
             refs.append(row["text"])
             texts, cut = transcribe_flagged(scorer.asr, [(est, rate) for est in estimates.values()])
-            for (name, est), text, was_cut in zip(estimates.items(), texts, cut):
+            for (name, est), text, was_cut in zip(estimates.items(), texts, cut, strict=True):
                 est16 = resample(est, rate, RATE)
                 hyps[name].append(text)
                 capped[name] += int(was_cut)
