@@ -73,6 +73,8 @@ def main() -> None:
     ap.add_argument("--dropout", type=float, help="default: codebooks.dropout")
     ap.add_argument("--ramp", type=int, help="default: codebooks.dropout_ramp_steps")
     ap.add_argument("--output-scale", type=float, help="default: codec.output_init_scale")
+    ap.add_argument("--quantization-rate", type=float, help="default: codebooks.quantization_rate")
+    ap.add_argument("--threads", type=int, help="torch CPU threads (default: cpu_threads)")
     ap.add_argument("--valid-crops", type=int, default=8)
     ap.add_argument("--wer-utterances", type=int, default=0, help="whole valid utterances for WER (0: no WER)")
     ap.add_argument("--corpus", default="data/prepared/corpus", help="transcripts and audio for WER")
@@ -90,6 +92,9 @@ def main() -> None:
         p.codebooks.dropout_ramp_steps = a.ramp
     if a.output_scale is not None:
         p.codec.output_init_scale = a.output_scale
+    if a.quantization_rate is not None:
+        p.codebooks.quantization_rate = a.quantization_rate
+    torch.set_num_threads(a.threads or p.cpu_threads)
     lr = a.lr if a.lr is not None else p.train.lr
     betas = tuple(a.betas) if a.betas else tuple(p.train.betas)
     torch.manual_seed(p.seed)
@@ -124,8 +129,10 @@ def main() -> None:
         codec.eval()
         row: dict = {"step": step}
         codes = codec.encode(held.audio)
-        for name, levels in (("all", None), ("cb0_1", [0, 1])):
-            y = codec.decode(codes, levels)
+        # the unquantized latent too: the decoder's ceiling with no bitrate limit
+        latent = codec.decode_latent(codec.encode_latent(held.audio))
+        for name, levels in (("all", None), ("cb0_1", [0, 1]), ("cb0", [0]), ("latent", "latent")):
+            y = latent if levels == "latent" else codec.decode(codes, levels)
             row[f"stoi_{name}"] = round(float(np.mean([stoi(held.audio[i, 0].numpy(), y[i, 0].numpy(), sr)
                                                        for i in range(len(y))])), 3)
             row[f"mel_{name}"] = round(float(module.mel_loss(y, held.audio)), 4)
