@@ -31,6 +31,7 @@ import torch
 from semantic_bridge.config import load_params
 from semantic_bridge.train.codebook_init import init_codebooks
 from semantic_bridge.train.data import SegmentDataset, StepSampler, collate
+from semantic_bridge.train.losses import masked_cosine_loss
 from semantic_bridge.train.module import BridgeModule, batch_perplexity
 from semantic_bridge.train.run import build_models, frames_per_step, segment_frames
 
@@ -75,6 +76,8 @@ def main() -> None:
     ap.add_argument("--output-scale", type=float, help="default: codec.output_init_scale")
     ap.add_argument("--quantization-rate", type=float, help="default: codebooks.quantization_rate")
     ap.add_argument("--threads", type=int, help="torch CPU threads (default: cpu_threads)")
+    ap.add_argument("--lambda", dest="lambdas", action="append", default=[], metavar="KEY=WEIGHT",
+                    help="a train.lambdas weight, e.g. distill/llm=5 (repeatable)")
     ap.add_argument("--valid-crops", type=int, default=8)
     ap.add_argument("--wer-utterances", type=int, default=0, help="whole valid utterances for WER (0: no WER)")
     ap.add_argument("--corpus", default="data/prepared/corpus", help="transcripts and audio for WER")
@@ -92,6 +95,11 @@ def main() -> None:
         p.codebooks.dropout_ramp_steps = a.ramp
     if a.output_scale is not None:
         p.codec.output_init_scale = a.output_scale
+    for item in a.lambdas:
+        key, _, weight = item.partition("=")
+        if key not in p.train.lambdas:
+            raise SystemExit(f"--lambda: unknown loss {key!r}; known: {', '.join(p.train.lambdas)}")
+        p.train.lambdas[key] = float(weight)
     if a.quantization_rate is not None:
         p.codebooks.quantization_rate = a.quantization_rate
     torch.set_num_threads(a.threads or p.cpu_threads)
@@ -145,6 +153,11 @@ def main() -> None:
                     waves[k].append((y.float().numpy(), r["sample_rate"]))
             for k in subsets:
                 row[f"wer_{k}"] = round(error_rates(refs, asr.transcribe(waves[k])).wer, 3)
+        # held-out distillation (1 - cosine to the standardised teachers), as train/heldout.py
+        out = heads(codec.quantize(codec.encode_latent(held.audio), held.frame_mask))
+        llm, wavlm = heads.targets(held.llm, held.wavlm)
+        row["distill_llm"] = round(float(masked_cosine_loss(out.llm, llm, held.llm_mask & held.frame_mask)), 4)
+        row["distill_wavlm"] = round(float(masked_cosine_loss(out.wavlm, wavlm, held.frame_mask)), 4)
         ppl = batch_perplexity(codes, held.frame_mask, p.codebooks.size)
         row.update({k.split("/")[-1]: round(float(v), 1) for k, v in ppl.items()})
         codec.train()
