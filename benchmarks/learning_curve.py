@@ -136,11 +136,13 @@ def main() -> None:
     def evaluate(step: int) -> dict:
         codec.eval()
         row: dict = {"step": step}
-        codes = codec.encode(held.audio)
-        # the unquantized latent too: the decoder's ceiling with no bitrate limit
-        latent = codec.decode_latent(codec.encode_latent(held.audio))
-        for name, levels in (("all", None), ("cb0_1", [0, 1]), ("cb0", [0]), ("latent", "latent")):
-            y = latent if levels == "latent" else codec.decode(codes, levels)
+        latent = codec.encode_latent(held.audio)  # encoded once: every row and the heads read it
+        q = codec.quantize(latent, held.frame_mask)
+        codes = q.codes
+        decoded = {name: codec.decode(codes, levels)
+                   for name, levels in (("all", None), ("cb0_1", [0, 1]), ("cb0", [0]))}
+        decoded["latent"] = codec.decode_latent(latent)  # unquantized: no bitrate limit at all
+        for name, y in decoded.items():
             row[f"stoi_{name}"] = round(float(np.mean([stoi(held.audio[i, 0].numpy(), y[i, 0].numpy(), sr)
                                                        for i in range(len(y))])), 3)
             row[f"mel_{name}"] = round(float(module.mel_loss(y, held.audio)), 4)
@@ -154,7 +156,7 @@ def main() -> None:
             for k in subsets:
                 row[f"wer_{k}"] = round(error_rates(refs, asr.transcribe(waves[k])).wer, 3)
         # held-out distillation (1 - cosine to the standardised teachers), as train/heldout.py
-        out = heads(codec.quantize(codec.encode_latent(held.audio), held.frame_mask))
+        out = heads(q)
         llm, wavlm = heads.targets(held.llm, held.wavlm)
         row["distill_llm"] = round(float(masked_cosine_loss(out.llm, llm, held.llm_mask & held.frame_mask)), 4)
         row["distill_wavlm"] = round(float(masked_cosine_loss(out.wavlm, wavlm, held.frame_mask)), 4)
