@@ -92,3 +92,20 @@ def test_sizes_that_do_not_fit_are_a_clear_error(mimi_dir):
     tiny = BridgeCodec.build(CodecConfig(), CodebooksConfig(), 24000)
     with pytest.raises(SurgeryError, match="codec.hidden_size: 64 here, 512 in the Mimi checkpoint"):
         init_from_mimi(tiny, str(mimi_dir))
+
+
+def test_an_istft_head_starts_random_and_the_rest_is_copied(mimi_dir):
+    """codec.decoder: istft has no Mimi counterpart for its head: listed as new, random; the
+    decoder's upsampling and transformer still come from Mimi."""
+    from dataclasses import replace
+
+    torch.manual_seed(2)
+    codec = BridgeCodec.build(replace(PAPER_CODEC, decoder="istft"), CodebooksConfig(), 24000)
+    report = init_from_mimi(codec, str(mimi_dir))
+    head = {k for k in codec.state_dict() if k.startswith("decoder.decoder_seanet.")}
+    assert head and head <= set(report.new) and not head & set(report.copied)
+    assert all(report.new[k] == "random init" for k in head)
+    assert any(k.startswith("decoder.decoder_transformer.") for k in report.copied)
+    assert "decoder.upsample.conv.weight" in report.copied
+    assert set(report.new) - head == {k for k in report.new if k.startswith("quantizer.semantic.layers.1.")}
+    assert any(k.startswith("decoder.decoder_seanet.") for k in report.unused)  # Mimi's SEANet: unused

@@ -275,16 +275,29 @@ class CodecConfig:
     codebook_dim: int = 32  # RVQ space; paper: 256
     init_from: Optional[str] = None  # paper: kyutai/mimi (name or path), for weight surgery
     output_init_scale: float = 0.02  # decoder's last conv scaled at init (no surgery): breaks the plateau
+    decoder: str = "seanet"  # seanet: Mimi's waveform decoder | istft: a Vocos-style iSTFT head (codec/istft.py)
+    istft_hop: int = 240  # istft: STFT hop in samples (100 Hz at 24 kHz); n_fft = 4 x hop
+    istft_channels: int = 128  # istft: ConvNeXt width
+    istft_layers: int = 4  # istft: causal ConvNeXt blocks
 
     def __post_init__(self) -> None:
         for key in ("hidden_size", "num_filters", "transformer_layers", "attention_heads",
                     "intermediate_size", "codebook_dim"):
             _positive(f"codec.{key}", getattr(self, key))
         _positive("codec.output_init_scale", self.output_init_scale)
+        if self.decoder not in ("seanet", "istft"):
+            raise ConfigError(f"codec.decoder: seanet or istft, got {self.decoder!r}")
+        for key in ("istft_hop", "istft_channels", "istft_layers"):
+            _positive(f"codec.{key}", getattr(self, key))
+        if self.istft_hop % 2:
+            raise ConfigError(f"codec.istft_hop: must be even, got {self.istft_hop}")
         if self.hidden_size % self.attention_heads:
             raise ConfigError("codec.hidden_size: must be divisible by codec.attention_heads")
         if not self.upsampling_ratios or min(self.upsampling_ratios) < 1:
             raise ConfigError(f"codec.upsampling_ratios: need ratios >= 1, got {self.upsampling_ratios}")
+        if self.decoder == "istft" and math.prod(self.upsampling_ratios) % self.istft_hop:
+            raise ConfigError(f"codec.istft_hop: {self.istft_hop} must divide the {math.prod(self.upsampling_ratios)} "
+                              "samples of one decoder-transformer frame (the product of codec.upsampling_ratios)")
 
     @property
     def frame_size(self) -> int:

@@ -4,13 +4,15 @@
 causal transformer, downsampling to 12.5 Hz) and ``MimiDecoderModel`` (the mirror image),
 built from a ``MimiConfig`` whose sizes come from params. The quantizer is injected (see
 ``quantizer.py``). Because the halves are Mimi's classes, a kyutai Mimi checkpoint's
-encoder/decoder weights load key for key (``surgery.py``).
+encoder/decoder weights load key for key (``surgery.py``). ``codec.decoder: istft`` swaps the
+decoder's SEANet for a Vocos-style iSTFT head (``istft.py``; surgery then leaves it random).
 
 Shapes: audio [B, 1, N] at 24 kHz; latent [B, D, T] with T = ceil(N / 1920); codes [B, K, T].
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -23,6 +25,7 @@ from transformers.models.mimi.modeling_mimi import MimiDecoderModel, MimiEncoder
 from ..base.errors import ConfigError
 from ..base.frames import samples_per_frame
 from ..config import CodebooksConfig, CodecConfig, check_frame_contract
+from .istft import IstftHead
 from .quantizer import QuantizedResult, SplitQuantizer
 
 CHECKPOINT_FORMAT = "semantic-bridge-codec/1"
@@ -99,16 +102,22 @@ class BridgeCodec(nn.Module):
             decay=books.ema_decay, kmeans_iters=books.kmeans_iters,
             dead_code_threshold=dead_code_threshold, sync=sync,
         )
-        return cls(MimiEncoderModel(config.encoder_config), quantizer,
-                   MimiDecoderModel(config.decoder_config), codec, books, sample_rate)
+        decoder = MimiDecoderModel(config.decoder_config)
+        if codec.decoder == "istft":  # Mimi's upsampling and transformer, then an iSTFT head
+            decoder.decoder_seanet = IstftHead(codec.hidden_size, codec.istft_channels, codec.istft_layers,
+                                               codec.istft_hop, math.prod(codec.upsampling_ratios) // codec.istft_hop)
+        return cls(MimiEncoderModel(config.encoder_config), quantizer, decoder, codec, books, sample_rate)
 
     @torch.no_grad()
     def scale_output_layer(self, scale: float) -> None:
         """Multiply the decoder's last convolution (weights and bias) by ``scale``: a training
         init. A randomly initialised decoder outputs ~50x the level of speech; the mel loss is
         then first reduced by shrinking the output towards silence, with the input ignored
-        (the plateau of the README's learning curve). Scaled down, it starts at speech level."""
-        if scale != 1.0:
+        (the plateau of the README's learning curve). Scaled down, it starts at speech level.
+        An iSTFT head (``codec.decoder: istft``) scales its log-magnitude outputs instead."""
+        if scale != 1.0 and isinstance(self.decoder.decoder_seanet, IstftHead):
+            self.decoder.decoder_seanet.scale_magnitudes(scale)
+        elif scale != 1.0:
             conv = self.decoder.decoder_seanet.layers[-1].conv
             conv.weight.mul_(scale)
             if conv.bias is not None:

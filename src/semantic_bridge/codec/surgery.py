@@ -94,7 +94,9 @@ def mimi_mapping(codec: BridgeCodec, mimi: MimiModel) -> SurgeryReport:
     report = SurgeryReport(source=str(getattr(mimi.config, "_name_or_path", "") or "mimi"))
     for half in ("encoder.", "decoder."):
         for key in ours:
-            if key.startswith(half):
+            # an iSTFT head (codec.decoder: istft) has no Mimi counterpart: it starts random
+            head = codec.config.decoder == "istft" and key.startswith("decoder.decoder_seanet.")
+            if key.startswith(half) and not head:
                 report.copied[key] = key
     sem, aco = "quantizer.semantic_residual_vector_quantizer", "quantizer.acoustic_residual_vector_quantizer"
     for part, mimi_part in (("quantizer.semantic", sem), ("quantizer.acoustic", aco)):
