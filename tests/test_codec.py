@@ -17,9 +17,9 @@ HOP = 1920
 
 @pytest.fixture(scope="module")
 def codec() -> BridgeCodec:
-    """The embedded-size codec with codebooks initialised from one training batch."""
+    """The embedded-size codec (Mimi's SEANet decoder; iSTFT: test_istft.py) with codebooks initialised from one training batch."""
     torch.manual_seed(0)
-    model = BridgeCodec.build(CodecConfig(), CodebooksConfig(), 24000)
+    model = BridgeCodec.build(CodecConfig(decoder="seanet"), CodebooksConfig(), 24000)
     model.train()
     with torch.no_grad():
         model(torch.randn(4, 1, 12 * HOP) * 0.1)  # k-means init of every level
@@ -118,7 +118,7 @@ def test_voice_swap_takes_content_from_a_and_the_rest_from_b_trimmed(codec):
 
 def test_training_forward_gives_straight_through_gradients_and_masks_levels():
     torch.manual_seed(1)
-    model = BridgeCodec.build(CodecConfig(), CodebooksConfig(), 24000).train()
+    model = BridgeCodec.build(CodecConfig(decoder="seanet"), CodebooksConfig(), 24000).train()
     heads = DistillHeads(64, 16, 12)
     x = audio(6 * HOP, seed=10, batch=2)
     out = model(x, torch.ones(2, 6, dtype=torch.bool))
@@ -138,7 +138,7 @@ def test_training_forward_gives_straight_through_gradients_and_masks_levels():
 
 def test_codebooks_learn_only_in_training_and_padding_frames_do_not_count():
     torch.manual_seed(2)
-    model = BridgeCodec.build(CodecConfig(), CodebooksConfig(), 24000)
+    model = BridgeCodec.build(CodecConfig(decoder="seanet"), CodebooksConfig(), 24000)
     x = audio(6 * HOP, seed=11, batch=2)
     model.train()
     with torch.no_grad():
@@ -200,8 +200,8 @@ def test_codebook_stats_by_hand():
 
 def test_output_init_scale_starts_the_decoder_at_speech_level():
     torch.manual_seed(0)
-    a = BridgeCodec.build(CodecConfig(), CodebooksConfig(), 24000)
-    b = BridgeCodec.build(CodecConfig(), CodebooksConfig(), 24000)
+    a = BridgeCodec.build(CodecConfig(decoder="seanet"), CodebooksConfig(), 24000)
+    b = BridgeCodec.build(CodecConfig(decoder="seanet"), CodebooksConfig(), 24000)
     b.load_state_dict(a.state_dict())
     b.scale_output_layer(0.02)
     latent = torch.randn(1, a.config.hidden_size, 10)

@@ -12,7 +12,8 @@ from semantic_bridge.config import CodebooksConfig, CodecConfig
 
 # kyutai/mimi's sizes, as README "Paper scale" sets them in params.yaml
 PAPER_CODEC = CodecConfig(hidden_size=512, num_filters=64, transformer_layers=8,
-                          attention_heads=8, intermediate_size=2048, codebook_dim=256)
+                          attention_heads=8, intermediate_size=2048, codebook_dim=256,
+                          decoder="seanet")
 
 
 @pytest.fixture(scope="module")

@@ -275,7 +275,7 @@ class CodecConfig:
     codebook_dim: int = 32  # RVQ space; paper: 256
     init_from: Optional[str] = None  # paper: kyutai/mimi (name or path), for weight surgery
     output_init_scale: float = 0.02  # decoder's last conv scaled at init (no surgery): breaks the plateau
-    decoder: str = "seanet"  # seanet: Mimi's waveform decoder | istft: a Vocos-style iSTFT head (codec/istft.py)
+    decoder: str = "istft"  # istft: a Vocos-style iSTFT head (codec/istft.py) | seanet: Mimi's; paper: seanet
     istft_hop: int = 240  # istft: STFT hop in samples (100 Hz at 24 kHz); n_fft = 4 x hop
     istft_channels: int = 128  # istft: ConvNeXt width
     istft_layers: int = 4  # istft: causal ConvNeXt blocks
@@ -374,7 +374,7 @@ class TrainConfig:
     steps: int = 600
     batch_size: int = 6  # per process
     segment_seconds: float = 2.0  # random crops, frame-aligned
-    lr: float = 1e-3
+    lr: float = 2e-3
     betas: list[float] = field(default_factory=lambda: [0.8, 0.99])
     grad_clip: float = 1.0  # 0 disables
     adversarial_start: int = 600  # phase 2 (GAN) starts at this step; >= steps: no phase 2

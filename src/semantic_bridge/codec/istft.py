@@ -68,6 +68,8 @@ class IstftHead(nn.Module):
         h = self.split(x).reshape(b, self.channels, self.upsample, t).permute(0, 1, 3, 2)
         h = self.blocks(h.reshape(b, self.channels, t * self.upsample))
         log_mag, phase = self.out(self.norm(h.transpose(1, 2))).transpose(1, 2).chunk(2, dim=1)
+        # float32 from here: complex tensors have no bf16 (the head runs under bf16 autocast on GPU)
+        log_mag, phase = log_mag.float(), phase.float()
         mag = torch.exp(log_mag.clamp(max=MAX_LOG_MAGNITUDE))
         return torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))
 
