@@ -295,8 +295,8 @@ class CodecConfig:
             raise ConfigError("codec.hidden_size: must be divisible by codec.attention_heads")
         if not self.upsampling_ratios or min(self.upsampling_ratios) < 1:
             raise ConfigError(f"codec.upsampling_ratios: need ratios >= 1, got {self.upsampling_ratios}")
-        if self.decoder == "istft" and math.prod(self.upsampling_ratios) % self.istft_hop:
-            raise ConfigError(f"codec.istft_hop: {self.istft_hop} must divide the {math.prod(self.upsampling_ratios)} "
+        if self.decoder == "istft" and self.frame_size // 2 % self.istft_hop:
+            raise ConfigError(f"codec.istft_hop: {self.istft_hop} must divide the {self.frame_size // 2} "
                               "samples of one decoder-transformer frame (the product of codec.upsampling_ratios)")
 
     @property
@@ -306,6 +306,11 @@ class CodecConfig:
 
     def frame_rate(self, sample_rate: int) -> float:
         return sample_rate / self.frame_size
+
+    @property
+    def istft_frames_per_state(self) -> int:
+        """STFT frames per decoder-transformer state (25 Hz, half a codec frame): 960 / 240 = 4."""
+        return self.frame_size // 2 // self.istft_hop
 
 
 @dataclass

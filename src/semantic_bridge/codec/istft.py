@@ -74,7 +74,7 @@ class IstftHead(nn.Module):
         return torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))
 
     def forward(self, x: Tensor) -> Tensor:
-        spec = self.spectrum(x.float())
+        spec = self.spectrum(x)
         frames = spec.shape[-1]
         # centred frames: F + 1 of them give exactly F * hop samples; the last is repeated
         spec = torch.cat([spec, spec[..., -1:]], dim=-1)

@@ -12,7 +12,6 @@ Shapes: audio [B, 1, N] at 24 kHz; latent [B, D, T] with T = ceil(N / 1920); cod
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -105,7 +104,7 @@ class BridgeCodec(nn.Module):
         decoder = MimiDecoderModel(config.decoder_config)
         if codec.decoder == "istft":  # Mimi's upsampling and transformer, then an iSTFT head
             decoder.decoder_seanet = IstftHead(codec.hidden_size, codec.istft_channels, codec.istft_layers,
-                                               codec.istft_hop, math.prod(codec.upsampling_ratios) // codec.istft_hop)
+                                               codec.istft_hop, codec.istft_frames_per_state)
         return cls(MimiEncoderModel(config.encoder_config), quantizer, decoder, codec, books, sample_rate)
 
     @torch.no_grad()
@@ -115,13 +114,15 @@ class BridgeCodec(nn.Module):
         then first reduced by shrinking the output towards silence, with the input ignored
         (the plateau of the README's learning curve). Scaled down, it starts at speech level.
         An iSTFT head (``codec.decoder: istft``) scales its log-magnitude outputs instead."""
-        if scale != 1.0 and isinstance(self.decoder.decoder_seanet, IstftHead):
+        if scale == 1.0:
+            return
+        if isinstance(self.decoder.decoder_seanet, IstftHead):
             self.decoder.decoder_seanet.scale_magnitudes(scale)
-        elif scale != 1.0:
-            conv = self.decoder.decoder_seanet.layers[-1].conv
-            conv.weight.mul_(scale)
-            if conv.bias is not None:
-                conv.bias.mul_(scale)
+            return
+        conv = self.decoder.decoder_seanet.layers[-1].conv
+        conv.weight.mul_(scale)
+        if conv.bias is not None:
+            conv.bias.mul_(scale)
 
     @property
     def n_levels(self) -> int:

@@ -92,12 +92,11 @@ def mimi_mapping(codec: BridgeCodec, mimi: MimiModel) -> SurgeryReport:
     ours = codec.state_dict()
     theirs = mimi.state_dict()
     report = SurgeryReport(source=str(getattr(mimi.config, "_name_or_path", "") or "mimi"))
-    for half in ("encoder.", "decoder."):
-        for key in ours:
-            # an iSTFT head (codec.decoder: istft) has no Mimi counterpart: it starts random
-            head = codec.config.decoder == "istft" and key.startswith("decoder.decoder_seanet.")
-            if key.startswith(half) and not head:
-                report.copied[key] = key
+    # an iSTFT head (codec.decoder: istft) sits where Mimi's SEANet is, with no counterpart
+    no_counterpart = ("decoder.decoder_seanet.",) if codec.config.decoder == "istft" else ()
+    for key in ours:
+        if key.startswith(("encoder.", "decoder.")) and not key.startswith(no_counterpart):
+            report.copied[key] = key
     sem, aco = "quantizer.semantic_residual_vector_quantizer", "quantizer.acoustic_residual_vector_quantizer"
     for part, mimi_part in (("quantizer.semantic", sem), ("quantizer.acoustic", aco)):
         for proj in ("input_proj.weight", "output_proj.weight"):
