@@ -107,9 +107,9 @@ def main() -> None:
     betas = tuple(a.betas) if a.betas else tuple(p.train.betas)
     torch.manual_seed(p.seed)
     data = Path(a.data)
-    codec, heads, disc, _ = build_models(p, data)  # applies codec.output_init_scale
+    codec, heads, disc, _, adversary = build_models(p, data)  # applies codec.output_init_scale
     init_codebooks(codec, data / "train", p.codebooks.init_frames, frames_per_step(p))
-    module = BridgeModule(codec, heads, disc, p.train, p.codebooks, p.seed, {})
+    module = BridgeModule(codec, heads, disc, p.train, p.codebooks, p.seed, {}, adversary)
     params = list(codec.parameters()) + list(heads.parameters())
     opt = torch.optim.AdamW(params, lr=lr, betas=betas)
     seg, sr = segment_frames(p), p.data.sample_rate

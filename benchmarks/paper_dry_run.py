@@ -145,7 +145,7 @@ def build_models(models: Path, whisper: str) -> None:
     paths = model_paths(models, whisper)
     builders = {"qwen": build_qwen, "wavlm": build_wavlm, "mimi": build_mimi,
                 "whisper": lambda out: build_whisper(out, whisper, tiny_en_hf),
-                "htsat": lambda out: build_tiny_htsat(out, 0)}
+                "htsat": lambda out: build_tiny_htsat(out, 0, shape=None)}  # CLAP 2023
     torch.manual_seed(0)
     for name, path in paths.items():
         if (path / ".done").exists():

@@ -40,9 +40,9 @@ def main() -> None:
 
     torch.set_num_threads(p.cpu_threads)
     data = Path(a.data)
-    codec, heads, disc, _ = build_models(p, data)
+    codec, heads, disc, _, adversary = build_models(p, data)
     init_codebooks(codec, data / "train", a.init_frames, frames_per_step(p))
-    module = BridgeModule(codec, heads, disc, p.train, p.codebooks, p.seed, {})
+    module = BridgeModule(codec, heads, disc, p.train, p.codebooks, p.seed, {}, adversary)
     params = list(codec.parameters()) + list(heads.parameters())
     opt = torch.optim.AdamW(params, lr=p.train.lr, betas=tuple(p.train.betas))
     train = SegmentDataset(str(data / "train"), segment_frames(p), p.data.sample_rate)

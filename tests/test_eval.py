@@ -428,7 +428,7 @@ def test_reasoning_stage_for_every_encoder(encoder, eval_params, prepared, codec
         assert m["models"]["encoder"]["features"]["kind"] == "framewise"
         assert m["models"]["encoder"]["features"]["frame_rate_hz"] == pytest.approx(32 / 7)
     assert m["models"]["encoder"]["name"] == encoder and m["hyperparameters"]["steps"] == r.steps
-    expected_dim = {"htsat": 768, "bridge": params.codec.hidden_size}.get(encoder, 64)
+    expected_dim = {"htsat": 256, "bridge": params.codec.hidden_size}.get(encoder, 64)  # tiny HTSAT: 32 x 2^3
     assert m["models"]["encoder"]["dim"] == expected_dim
     assert len((tmp_path / "loss.tsv").read_text().splitlines()) == r.steps + 1
 
@@ -454,11 +454,31 @@ def test_htsat_framewise_frames_follow_the_input_length(reasoning_models):
     for seconds, expected in ((0.5, 3), (2.0, 10), (3.5, 16), (7.0, 32), (9.0, 32)):
         assert htsat_frames(seconds, 32) == expected
         audio = tone(seconds, 24000)
-        assert frames(audio, 24000).shape == (expected, 768)
+        assert frames(audio, 24000).shape == (expected, frames.dim)
     first = frames(tone(2.0, 24000), 24000)  # the hook's grid is per call, not accumulated
     assert np.array_equal(first, frames(tone(2.0, 24000), 24000))
     clip = make_encoder("htsat", str(reasoning_models["htsat"]), "clip")
-    assert clip.frame_rate is None and clip(tone(2.0, 24000), 24000).shape == (1, 768)
+    assert clip.frame_rate is None and clip(tone(2.0, 24000), 24000).shape == (1, frames.dim)
+
+
+def test_htsat_shapes_tiny_and_clap_2023(tmp_path):
+    """The embedded HTSAT's declared Swin shape is what loads (256-d, msclap's 32-frame grid);
+    without a shape file a folder is read as CLAP 2023 (768-d, 33 M parameters), and a tiny
+    checkpoint without its shape file is a one-line ConfigError, not a size-mismatch trace."""
+    from semantic_bridge.base.errors import ConfigError
+    from semantic_bridge.evaluate.encoders import HtsatEncoder
+    from semantic_bridge.models.embedded import TINY_HTSAT, build_tiny_htsat
+    from semantic_bridge.models.htsat import CLAP_2023, SHAPE_FILE, build_htsat, htsat_dim
+
+    assert (htsat_dim(TINY_HTSAT), htsat_dim(None), htsat_dim(CLAP_2023)) == (256, 768, 768)
+    assert 33e6 < sum(p.numel() for p in build_htsat().parameters()) < 34e6
+    tiny = build_tiny_htsat(tmp_path / "tiny", 0)
+    enc = HtsatEncoder(str(tiny))
+    assert enc.dim == 256 and enc.grid_frames() == 32
+    assert enc(tone(1.0, 24000), 24000).shape == (5, 256)
+    (tiny / SHAPE_FILE).unlink()
+    with pytest.raises(ConfigError, match="does not fit the HTSAT shape CLAP 2023"):
+        HtsatEncoder(str(tiny))
 
 
 def test_batched_left_padded_answers_equal_one_by_one(reasoning_models):

@@ -168,6 +168,72 @@ def test_teacher_targets_are_standardised_with_training_statistics(merged):
     assert torch.equal(state["llm_mean"], stats["llm"][0]) and "wavlm_std" in state
 
 
+# --------------------------------------------------------------------------- speaker adversary
+def test_gradient_reversal_flips_the_gradient_only():
+    from semantic_bridge.train.adversary import reverse_gradient
+
+    x = torch.randn(3, 4, requires_grad=True)
+    y = reverse_gradient(x)
+    assert torch.equal(y, x)
+    (y * torch.arange(4.0)).sum().backward()
+    assert torch.equal(x.grad, -torch.arange(4.0).expand(3, 4))
+
+
+def test_speaker_adversary_learns_the_speaker_and_pushes_the_group_away():
+    """One side gets the classifier's own gradient, the other its reverse: after SGD steps on
+    both, the classifier names the speakers of a fixed latent better, and the latent, stepped
+    on its reversed gradient, is harder to name for a fixed classifier."""
+    from semantic_bridge.codec.quantizer import QuantizedResult
+    from semantic_bridge.train.adversary import SpeakerAdversary
+
+    torch.manual_seed(0)
+    adv = SpeakerAdversary(dim=8, n_speakers=3, hidden=16, levels=[0])
+    speaker = torch.tensor([0, 1, 2, 0, 1, 2])
+    base = torch.randn(3, 8)[speaker][:, :, None].repeat(1, 1, 5)  # [B, D, T]: speaker-coloured
+    levels = torch.stack([base, torch.randn(6, 8, 5)], dim=1)  # level 1 is noise, not read
+    mask = torch.ones(6, 5, dtype=torch.bool)
+    mask[0, 3:] = False  # padding frames are not pooled
+    q = QuantizedResult(codes=torch.zeros(6, 2, 5, dtype=torch.long), levels=levels,
+                        commitment=torch.zeros(()))
+    loss0, acc0 = adv(q, mask, speaker)
+    assert 0.0 <= float(acc0) <= 1.0 and not acc0.requires_grad
+    opt = torch.optim.SGD(adv.parameters(), lr=0.5)
+    for _ in range(30):
+        opt.zero_grad()
+        adv(q, mask, speaker)[0].backward()
+        opt.step()
+    assert adv(q, mask, speaker)[0] < 0.5 * loss0
+    # the group's latent: its gradient through the reversal raises the classifier's loss
+    lat = levels.clone().requires_grad_(True)
+    before = adv(QuantizedResult(q.codes, lat, q.commitment), mask, speaker)[0]
+    before.backward()
+    assert torch.count_nonzero(lat.grad[:, 1]) == 0  # only the adversary's levels are read
+    assert torch.count_nonzero(lat.grad[0, 0, :, 3:]) == 0  # nor padding frames
+    stepped = (lat - 0.5 * lat.grad).detach()  # a descent step on the reversed gradient
+    assert adv(QuantizedResult(q.codes, stepped, q.commitment), mask, speaker)[0] > before
+
+
+def test_batches_carry_the_speaker_index_and_zero_weight_builds_no_adversary(raw_params, merged):
+    from semantic_bridge.base.errors import ConfigError
+    from semantic_bridge.train.data import speaker_list
+    from semantic_bridge.train.run import build_adversary
+
+    ds = SegmentDataset(str(merged / "train"), 10, 24000)
+    names = speaker_list(str(merged / "train"))
+    assert names == ["s0", "s1", "s2"]
+    batch = collate([ds[(i, i)] for i in range(5)])
+    assert batch.speaker.dtype == torch.int64
+    assert [names[i] for i in batch.speaker.tolist()] == [ds.data[i]["speaker"] for i in range(5)]
+    raw = yaml.safe_load(yaml.safe_dump(raw_params))
+    assert raw["train"]["lambdas"]["adv/speaker"] == 0.0  # off by default
+    assert build_adversary(params_from_dict(raw), merged) is None
+    raw["train"]["lambdas"]["adv/speaker"] = 0.5
+    assert build_adversary(params_from_dict(raw), merged).net[-1].out_features == 3
+    raw["train"]["speaker_adversary"]["levels"] = [9]
+    with pytest.raises(ConfigError, match="out of range 0..8"):
+        build_adversary(params_from_dict(raw), merged)
+
+
 # --------------------------------------------------------------------------- the loop
 def tiny_train_raw(raw_params: dict, **train) -> dict:
     raw = yaml.safe_load(yaml.safe_dump(raw_params))
@@ -183,8 +249,8 @@ def test_reconstruction_loss_falls_on_a_fixed_batch(raw_params, merged):
 
     params = params_from_dict(tiny_train_raw(raw_params, steps=25, adversarial_start=1000,
                                              lr=3e-3))
-    codec, heads, disc, _ = build_models(params, merged)
-    module = BridgeModule(codec, heads, disc, params.train, params.codebooks, params.seed, {})
+    codec, heads, disc, _, adversary = build_models(params, merged)
+    module = BridgeModule(codec, heads, disc, params.train, params.codebooks, params.seed, {}, adversary)
     ds = SegmentDataset(str(merged / "train"), 10, 24000)
     batch = collate([ds[(i, i)] for i in range(4)])
     losses = []
@@ -230,7 +296,9 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 def stage_root(tmp_path_factory, raw_params):
     root = tmp_path_factory.mktemp("train")
     write_merged(root / "merged")
-    (root / "params.yaml").write_text(yaml.safe_dump(tiny_train_raw(raw_params, steps=8)))
+    raw = tiny_train_raw(raw_params, steps=8)
+    raw["train"]["lambdas"]["adv/speaker"] = 0.5  # the speaker adversary on: resume and DDP with it
+    (root / "params.yaml").write_text(yaml.safe_dump(raw))
     return root
 
 
@@ -249,7 +317,7 @@ def test_train_stage_writes_checkpoint_metrics_and_curves(clean_run):
     assert metrics["steps"] == 8 and metrics["scale"] == "embedded"
     assert metrics["bitrate_bps"] == 1237.5 and metrics["bitrate_cb0_1_bps"] == 275.0
     for key in ("mel/loss", "adv/gen_loss", "adv/feat_loss", "vq/commitment", "distill/llm",
-                "distill/wavlm", "adv/disc_loss"):
+                "distill/wavlm", "adv/disc_loss", "adv/speaker", "adv/speaker_accuracy"):
         assert np.isfinite(metrics["final"][key]), key
     levels = metrics["valid"]["codebooks"]
     assert sorted(levels) == [f"cb{i}" for i in range(9)]
@@ -352,8 +420,8 @@ def test_a_bf16_mixed_step_runs_both_phases(raw_params, merged):
     from semantic_bridge.train.run import build_models
 
     params = params_from_dict(tiny_train_raw(raw_params, steps=3, adversarial_start=1))
-    codec, heads, disc, _ = build_models(params, merged)
-    module = BridgeModule(codec, heads, disc, params.train, params.codebooks, params.seed, {})
+    codec, heads, disc, _, adversary = build_models(params, merged)
+    module = BridgeModule(codec, heads, disc, params.train, params.codebooks, params.seed, {}, adversary)
     ds = SegmentDataset(str(merged / "train"), 10, 24000)
     loader = torch.utils.data.DataLoader([collate([ds[(i, i)] for i in range(2)])] * 3,
                                          batch_size=None)

@@ -354,7 +354,7 @@ class CodebooksConfig:
 
 # --------------------------------------------------------------------------- train
 LOSS_KEYS = ("mel/loss", "adv/gen_loss", "adv/feat_loss", "vq/commitment",
-             "distill/llm", "distill/wavlm")
+             "distill/llm", "distill/wavlm", "adv/speaker")
 
 
 @dataclass
@@ -363,6 +363,20 @@ class MelLossConfig:
 
     windows: list[int] = field(default_factory=lambda: [32, 64, 128, 256, 512, 1024, 2048])
     n_mels: list[int] = field(default_factory=lambda: [5, 10, 20, 40, 80, 160, 320])
+
+
+@dataclass
+class SpeakerAdversaryConfig:
+    """A speaker classifier behind a gradient reversal on a codebook group (``train.adversary``;
+    weight ``train.lambdas["adv/speaker"]``, 0 disables it): pushes timbre out of the group."""
+
+    levels: list[int] = field(default_factory=lambda: [0])  # CB0: the LLM-distilled level
+    hidden: int = 128
+
+    def __post_init__(self) -> None:
+        if not self.levels or any(lv < 0 for lv in self.levels):
+            raise ConfigError(f"train.speaker_adversary.levels: non-empty, each >= 0, got {self.levels}")
+        _positive("train.speaker_adversary.hidden", self.hidden)
 
 
 @dataclass
@@ -391,9 +405,11 @@ class TrainConfig:
             "vq/commitment": 1.0,
             "distill/llm": 1.0,
             "distill/wavlm": 1.0,
+            "adv/speaker": 0.0,  # off: README "Training" (it took the voice out of the resynthesis)
         }
     )
     mel: MelLossConfig = field(default_factory=MelLossConfig)
+    speaker_adversary: SpeakerAdversaryConfig = field(default_factory=SpeakerAdversaryConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     log_every: int = 5
     checkpoint_every: int = 50  # resume point after a kill

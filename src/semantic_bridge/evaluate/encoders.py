@@ -3,9 +3,9 @@ feature sequence ``[T, D]`` that the mapper turns into LM input embeddings:
 
 - ``htsat``: msclap's HTSAT audio encoder (CLAP 2023 configuration); audio at 44.1 kHz,
   repeated or cut to msclap's 7 s window as msclap does. ``framewise`` (default, Mellow's
-  approach): the 768-d token grid HTSAT builds before it pools, averaged over its frequency
+  approach): the token grid HTSAT builds (768-d in the CLAP 2023 shape) before it pools, averaged over its frequency
   rows: 32 frames per 7 s window (4.57 Hz), cut to the frames that cover the clip itself (not
-  its repeats). ``clip``: the pooled 768-d clip embedding (T = 1). Weights: msclap's checkpoint
+  its repeats). ``clip``: the pooled clip embedding (T = 1). Weights: msclap's checkpoint
   format (``CLAP_weights_2023.pth``) in the given folder.
 - ``mimi_semantic`` / ``mimi_full``: a kyutai Mimi (``MimiModel``, transformers format) by
   path; the quantized latent of its semantic codebook / of all its codebooks (12.5 Hz, 512-d
@@ -26,7 +26,7 @@ import torch
 from ..base.audio import resample
 from ..base.device import default_device
 from ..base.errors import ConfigError, MissingFile
-from ..models.htsat import HTSAT_RATE, HTSAT_SECONDS, build_htsat
+from ..models.htsat import HTSAT_RATE, HTSAT_SECONDS, build_htsat, htsat_dim, read_shape
 from .common import as_batch, load_codec
 
 HTSAT_FEATURES = ("framewise", "clip")
@@ -45,8 +45,6 @@ def htsat_frames(seconds: float, grid_frames: int) -> int:
 
 
 class HtsatEncoder:
-    dim = 768
-
     def __init__(self, folder: str, features: str = "framewise") -> None:
         if features not in HTSAT_FEATURES:
             raise ConfigError(f"eval.reasoning.htsat_features: one of {', '.join(HTSAT_FEATURES)}, got {features!r}")
@@ -63,8 +61,19 @@ class HtsatEncoder:
         state = state.get("model", state)
         prefix = "audio_encoder."
         own = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-        self.net = build_htsat()
-        missing, _ = self.net.load_state_dict(own, strict=False)
+        try:
+            shape = read_shape(folder)
+        except ValueError as err:
+            raise ConfigError(f"eval.reasoning.encoders.htsat: {err}") from None
+        self.net = build_htsat(shape)
+        self.dim = htsat_dim(shape)
+        try:
+            missing, _ = self.net.load_state_dict(own, strict=False)
+        except RuntimeError as err:  # tensor sizes of another Swin shape
+            first = [line.strip() for line in str(err).splitlines() if "size mismatch" in line][:1]
+            raise ConfigError(f"eval.reasoning.encoders.htsat: {files[0]} does not fit the HTSAT shape "
+                              f"{shape or 'CLAP 2023'} ({folder}/htsat_shape.json, msclap's when "
+                              f"absent): {first[0] if first else err}") from None
         if missing:
             raise ConfigError(f"eval.reasoning.encoders.htsat: {files[0]} lacks {len(missing)} HTSAT "
                               f"tensors, e.g. {missing[0]}")
@@ -72,7 +81,7 @@ class HtsatEncoder:
         self.net.to(self.device).eval()
         self._grid: list[torch.Tensor] = []
         if features == "framewise":
-            # the grouped token grid [B, 768, freq rows, time] is the input of the TSCAM head
+            # the grouped token grid [B, dim, freq rows, time] is the input of the TSCAM head
             self.net.base.htsat.tscam_conv.register_forward_pre_hook(
                 lambda _module, args: self._grid.append(args[0].detach()))
 
@@ -96,9 +105,9 @@ class HtsatEncoder:
         self._grid.clear()
         out = self.net.base(x)
         if self.features == "clip":
-            return out["embedding"].float().cpu().numpy()  # [1, 768]
-        (grid,) = self._grid  # [1, 768, F, T]
-        frames = grid[0].mean(1).T  # [T, 768]: time frames over the 7 s window
+            return out["embedding"].float().cpu().numpy()  # [1, dim]
+        (grid,) = self._grid  # [1, dim, F, T]
+        frames = grid[0].mean(1).T  # [T, dim]: time frames over the 7 s window
         if len(frames) != self.grid_frames():
             raise RuntimeError(f"HTSAT grid has {len(frames)} time frames, expected {self.grid_frames()}")
         return frames[: htsat_frames(seconds, len(frames))].float().cpu().numpy()

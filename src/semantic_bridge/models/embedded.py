@@ -10,6 +10,8 @@ valid here. The numbers they produce test the machinery, not the science.
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 import torch
@@ -129,19 +131,26 @@ def build_tiny_mimi(out: str | Path, seed: int) -> Path:
 
 
 HTSAT_FILE = "htsat.pth"
+# No HTSAT weights ship, so the embedded HTSAT is random and its reasoning row tests machinery
+# only; at msclap's CLAP 2023 size (33 M parameters) its features alone took 90 s of the
+# embedded eval_reasoning@htsat (0.2 s per 7-s window on 2 cores). This Swin shape keeps
+# msclap's front end and token grid (the same frames per second) at a fraction of the cost.
+TINY_HTSAT = {"embed_dim": 32, "depths": [1, 1, 1, 1], "num_heads": [1, 2, 4, 8]}
 
 
-def build_tiny_htsat(out: str | Path, seed: int) -> Path:
-    """msclap's HTSAT audio encoder (the CLAP 2023 configuration; HTSAT's size is fixed by
-    msclap, 33 M parameters) with random weights, saved as a checkpoint in msclap's own format
-    (``{"model": {"audio_encoder.*": ...}}``, as ``CLAP_weights_2023.pth``), so the stage loads
-    it through the same code as the released weights."""
-    from semantic_bridge.models.htsat import build_htsat
+def build_tiny_htsat(out: str | Path, seed: int, shape: dict | None = TINY_HTSAT) -> Path:
+    """msclap's HTSAT audio encoder with random weights, at ``shape`` (None: the CLAP 2023
+    configuration, 33 M parameters), saved as a checkpoint in msclap's own format
+    (``{"model": {"audio_encoder.*": ...}}``, as ``CLAP_weights_2023.pth``) with the shape in
+    ``htsat_shape.json``, so the stage loads it through the same code as the released weights."""
+    from semantic_bridge.models.htsat import SHAPE_FILE, build_htsat
 
     _seeded(seed)
-    encoder = build_htsat()
+    encoder = build_htsat(shape)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     state = {f"audio_encoder.{k}": v for k, v in encoder.state_dict().items()}
     torch.save({"model": state}, out / HTSAT_FILE)
+    if shape is not None:
+        (out / SHAPE_FILE).write_text(json.dumps(shape) + "\n")
     return out

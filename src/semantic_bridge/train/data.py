@@ -24,16 +24,23 @@ from ..base.shards import load_split
 @dataclass
 class Batch:
     """audio [B, 1, T*hop]; frame_mask [B, T] real frames; llm [B, T, D_llm] with
-    llm_mask [B, T] (frames after the first finished token, and real); wavlm [B, T, D_wavlm]."""
+    llm_mask [B, T] (frames after the first finished token, and real); wavlm [B, T, D_wavlm];
+    speaker [B] int64, the index of each crop's speaker in the split's sorted speaker list."""
 
     audio: Tensor
     frame_mask: Tensor
     llm: Tensor
     llm_mask: Tensor
     wavlm: Tensor
+    speaker: Tensor
 
     def to(self, device: torch.device | str) -> "Batch":
         return Batch(*(getattr(self, f).to(device) for f in self.__dataclass_fields__))
+
+
+def speaker_list(directory: str) -> list[str]:
+    """The split's speakers, sorted: ``Batch.speaker`` indexes this list."""
+    return sorted(set(load_split(directory).unique("speaker")))
 
 
 def teacher_dims(directory: str) -> tuple[int, int]:
@@ -55,6 +62,8 @@ class SegmentDataset(Dataset):
         self.hop = samples_per_frame(sample_rate)
         if len(self.data) == 0:
             raise DataError(f"{directory}: no training rows")
+        index = {s: i for i, s in enumerate(speaker_list(directory))}
+        self.speaker = np.array([index[s] for s in self.data["speaker"]], np.int64)
 
     def __len__(self) -> int:
         return len(self.data)
@@ -79,13 +88,13 @@ class SegmentDataset(Dataset):
         wavlm = np.zeros((seg, row["wavlm"].shape[1]), np.float32)
         wavlm[:n] = row["wavlm"][start:stop]
         return {"audio": audio, "frame_mask": frame_mask, "llm": llm, "llm_mask": llm_mask,
-                "wavlm": wavlm}
+                "wavlm": wavlm, "speaker": self.speaker[int(index)]}
 
 
 def collate(items: list[dict[str, np.ndarray]]) -> Batch:
     stack = {k: torch.from_numpy(np.stack([it[k] for it in items])) for k in items[0]}
     return Batch(stack["audio"][:, None], stack["frame_mask"], stack["llm"], stack["llm_mask"],
-                 stack["wavlm"])
+                 stack["wavlm"], stack["speaker"])
 
 
 class StepSampler(Sampler):

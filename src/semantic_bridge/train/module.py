@@ -20,6 +20,7 @@ from ..base.progress import Progress
 from ..codec.heads import DistillHeads
 from ..codec.model import BridgeCodec
 from ..config import CodebooksConfig, TrainConfig
+from .adversary import SpeakerAdversary
 from .curriculum import acoustic_dropout_probability, bypass_mask, level_mask
 from .data import Batch
 from .discriminator import MultiScaleStftDiscriminator
@@ -47,10 +48,12 @@ def step_seed(seed: int, step: int, rank: int) -> int:
 class BridgeModule(L.LightningModule):
     def __init__(self, codec: BridgeCodec, heads: DistillHeads,
                  discriminator: MultiScaleStftDiscriminator, train: TrainConfig,
-                 books: CodebooksConfig, seed: int, config: dict[str, Any]):
+                 books: CodebooksConfig, seed: int, config: dict[str, Any],
+                 adversary: SpeakerAdversary | None = None):
         super().__init__()
         self.automatic_optimization = False
         self.codec, self.heads, self.discriminator = codec, heads, discriminator
+        self.adversary = adversary  # None, or train.lambdas["adv/speaker"] == 0: no speaker loss
         self.train_cfg, self.books, self.seed = train, books, seed
         self.config = config  # embedded in every checkpoint
         self.mel_loss = MultiScaleMelLoss(codec.sample_rate, train.mel.windows, train.mel.n_mels)
@@ -59,15 +62,18 @@ class BridgeModule(L.LightningModule):
 
     def configure_optimizers(self):
         cfg = self.train_cfg
-        gen = torch.optim.AdamW(list(self.codec.parameters()) + list(self.heads.parameters()),
-                                lr=cfg.lr, betas=tuple(cfg.betas))
+        params = list(self.codec.parameters()) + list(self.heads.parameters())
+        if self.adversary is not None:  # its gradient reversal lets one optimizer serve both sides
+            params += list(self.adversary.parameters())
+        gen = torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas))
         disc = torch.optim.AdamW(self.discriminator.parameters(), lr=cfg.discriminator.lr,
                                  betas=tuple(cfg.betas))
         return [gen, disc]
 
     # ------------------------------------------------------------------ losses
     def generator_losses(self, batch: Batch, step: int, generator: torch.Generator):
-        """The codec forward and every generator-side loss but the adversarial ones."""
+        """The codec forward and every generator-side loss but the GAN ones: (codec output,
+        losses by ``train.lambdas`` key, other logged values)."""
         n_s, n_a = self.codec.n_semantic, self.codec.n_levels - self.codec.n_semantic
         p_acoustic = acoustic_dropout_probability(step, self.books.dropout,
                                                   self.books.dropout_ramp_steps)
@@ -83,7 +89,11 @@ class BridgeModule(L.LightningModule):
             "distill/llm": masked_cosine_loss(heads.llm, llm, batch.llm_mask & batch.frame_mask),
             "distill/wavlm": masked_cosine_loss(heads.wavlm, wavlm, batch.frame_mask),
         }
-        return out, losses, p_acoustic
+        logs: dict[str, Tensor | float] = {"curriculum/acoustic_dropout": p_acoustic}
+        if self.adversary is not None and self.train_cfg.lambdas["adv/speaker"] > 0:
+            losses["adv/speaker"], logs["adv/speaker_accuracy"] = self.adversary(
+                out.quantized, batch.frame_mask, batch.speaker)
+        return out, losses, logs
 
     def training_step(self, batch: Batch, batch_idx: int) -> None:
         cfg, step = self.train_cfg, self.global_step
@@ -93,9 +103,8 @@ class BridgeModule(L.LightningModule):
         opt_g, opt_d = self.optimizers()
         lambdas = cfg.lambdas
 
-        out, losses, p_acoustic = self.generator_losses(batch, step, generator)
+        out, losses, logs = self.generator_losses(batch, step, generator)
         adversarial = step >= cfg.adversarial_start
-        logs: dict[str, Tensor | float] = {"curriculum/acoustic_dropout": p_acoustic}
 
         if adversarial:  # discriminator step on a detached reconstruction
             self.toggle_optimizer(opt_d)

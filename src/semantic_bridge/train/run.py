@@ -19,15 +19,16 @@ from typing import Any
 import lightning as L
 import torch
 
-from ..base.errors import DataError
+from ..base.errors import ConfigError, DataError
 from ..base.files import atomic_path, write_text
 from ..base.workdir import job_key, open_work_dir
 from ..codec.heads import DistillHeads
 from ..codec.model import BridgeCodec, group_name
 from ..codec.quantizer import say_kmeans_warning_once
 from ..config import Params, to_dict
+from .adversary import SpeakerAdversary
 from .codebook_init import init_codebooks
-from .data import SegmentData, teacher_dims, teacher_stats
+from .data import SegmentData, speaker_list, teacher_dims, teacher_stats
 from .discriminator import MultiScaleStftDiscriminator
 from .heldout import heldout_metrics
 from .module import BridgeModule, StepProgress
@@ -63,7 +64,8 @@ def frames_per_step(params: Params) -> int:
 
 
 def build_models(params: Params, data_dir: Path):
-    """Codec (with surgery when ``codec.init_from`` is set), heads and discriminator."""
+    """Codec (with surgery when ``codec.init_from`` is set), heads, discriminator and the
+    speaker adversary (None when ``train.lambdas["adv/speaker"]`` is 0)."""
     t, books = params.train, params.codebooks
     # Mimi's rule: a code is dead when its EMA usage falls below ratio x uniform usage
     threshold = books.dead_code_ratio * frames_per_step(params) / books.size
@@ -83,7 +85,21 @@ def build_models(params: Params, data_dir: Path):
     if t.standardize_teachers:
         heads.set_teacher_stats(teacher_stats(str(data_dir / "train")))
     disc = MultiScaleStftDiscriminator(t.discriminator.n_ffts, t.discriminator.filters)
-    return codec, heads, disc, surgery
+    return codec, heads, disc, surgery, build_adversary(params, data_dir)
+
+
+def build_adversary(params: Params, data_dir: Path) -> SpeakerAdversary | None:
+    if params.train.lambdas["adv/speaker"] == 0:
+        return None
+    cfg, n_levels = params.train.speaker_adversary, params.codebooks.n_levels
+    bad = [lv for lv in cfg.levels if lv >= n_levels]
+    if bad:
+        raise ConfigError(f"train.speaker_adversary.levels: {bad} out of range 0..{n_levels - 1}")
+    n_speakers = len(speaker_list(str(data_dir / "train")))
+    if n_speakers < 2:
+        raise DataError(f"{data_dir / 'train'}: {n_speakers} speaker(s); the speaker adversary needs "
+                        'at least 2 (or set train.lambdas["adv/speaker"] to 0)')
+    return SpeakerAdversary(params.codec.hidden_size, n_speakers, cfg.hidden, cfg.levels)
 
 
 def _resume_point(params: Params, data_dir: Path, work: Path, rank0: bool) -> Path | None:
@@ -126,9 +142,9 @@ def run_train(params: Params, data: str, out: str, plots: str) -> dict[str, Any]
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.utils.deterministic.fill_uninitialized_memory = True
     say_kmeans_warning_once()
-    codec, heads, disc, surgery = build_models(params, data_dir)
+    codec, heads, disc, surgery, adversary = build_models(params, data_dir)
     config = {"params": training_params(params)}
-    module = BridgeModule(codec, heads, disc, t, params.codebooks, params.seed, config)
+    module = BridgeModule(codec, heads, disc, t, params.codebooks, params.seed, config, adversary)
 
     work = Path(str(out_path) + ".work")
     rank0 = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0))) == 0
