@@ -24,7 +24,6 @@ from semantic_bridge.codec.heads import DistillHeads
 from semantic_bridge.codec.model import BridgeCodec
 from semantic_bridge.config import (CodebooksConfig, CodecConfig, DiscriminatorConfig,
                                     TrainConfig)
-from semantic_bridge.train.adversary import SpeakerAdversary
 from semantic_bridge.train.data import Batch
 from semantic_bridge.train.discriminator import MultiScaleStftDiscriminator
 from semantic_bridge.train.module import BridgeModule
@@ -74,7 +73,7 @@ def random_batch(batch: int, seconds: float, llm_dim: int, wavlm_dim: int) -> Ba
                  torch.randn(batch, frames, llm_dim, generator=g),
                  torch.ones(batch, frames, dtype=torch.bool),
                  torch.randn(batch, frames, wavlm_dim, generator=g),
-                 torch.arange(batch) % 2)  # two speakers (the speaker adversary, when on)
+                 torch.zeros(batch, dtype=torch.long))  # speaker index (unused: no adversary)
 
 
 def run(args, phase: str) -> dict:
@@ -88,9 +87,7 @@ def run(args, phase: str) -> dict:
     train = TrainConfig(steps=steps, batch_size=args.batch_size, segment_seconds=args.seconds,
                         adversarial_start=0 if phase == "adversarial" else steps + 1,
                         discriminator=PAPER_DISC)
-    adversary = SpeakerAdversary(MIMI.hidden_size, 2, train.speaker_adversary.hidden,
-                                 train.speaker_adversary.levels)
-    module = BridgeModule(codec, heads, disc, train, books, 0, {}, adversary)
+    module = BridgeModule(codec, heads, disc, train, books, 0, {})  # the speaker adversary is off by default
     batch = random_batch(args.batch_size, args.seconds, 1536, 1024)
     timer = Timer(args.warmup + 1, count_flops_at=args.warmup)
     trainer = L.Trainer(max_steps=steps, accelerator="gpu" if gpu else "cpu", devices=1,

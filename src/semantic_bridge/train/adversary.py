@@ -45,8 +45,6 @@ class SpeakerAdversary(nn.Module):
 
     def __init__(self, dim: int, n_speakers: int, hidden: int, levels: Sequence[int]):
         super().__init__()
-        if n_speakers < 2:
-            raise ValueError(f"speaker adversary: needs at least 2 training speakers, got {n_speakers}")
         self.levels = list(levels)
         self.net = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, n_speakers))
 

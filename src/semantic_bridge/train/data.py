@@ -62,8 +62,9 @@ class SegmentDataset(Dataset):
         self.hop = samples_per_frame(sample_rate)
         if len(self.data) == 0:
             raise DataError(f"{directory}: no training rows")
-        index = {s: i for i, s in enumerate(speaker_list(directory))}
-        self.speaker = np.array([index[s] for s in self.data["speaker"]], np.int64)
+        # np.unique sorts: the indices are into speaker_list(directory), without reading it again
+        _, inverse = np.unique(np.asarray(self.data["speaker"]), return_inverse=True)
+        self.speaker = inverse.astype(np.int64)
 
     def __len__(self) -> int:
         return len(self.data)

@@ -1,6 +1,7 @@
 """The Lightning module: manual optimisation of codec + heads (generator) and discriminator.
 
-Phase 1 (step < ``train.adversarial_start``): mel + commitment + distillation.
+Phase 1 (step < ``train.adversarial_start``): mel + commitment + distillation (+ the speaker
+adversary when ``train.lambdas["adv/speaker"]`` > 0).
 Phase 2: a discriminator step, then the generator step with adversarial and feature-matching
 losses added. Every loss is logged under its ``train.lambdas`` key; the weighted sum is
 ``loss/total``. ``global_step`` counts generator steps only (the discriminator steps its raw
@@ -53,7 +54,7 @@ class BridgeModule(L.LightningModule):
         super().__init__()
         self.automatic_optimization = False
         self.codec, self.heads, self.discriminator = codec, heads, discriminator
-        self.adversary = adversary  # None, or train.lambdas["adv/speaker"] == 0: no speaker loss
+        self.adversary = adversary  # None (train.lambdas["adv/speaker"] == 0): no speaker loss
         self.train_cfg, self.books, self.seed = train, books, seed
         self.config = config  # embedded in every checkpoint
         self.mel_loss = MultiScaleMelLoss(codec.sample_rate, train.mel.windows, train.mel.n_mels)
@@ -90,7 +91,7 @@ class BridgeModule(L.LightningModule):
             "distill/wavlm": masked_cosine_loss(heads.wavlm, wavlm, batch.frame_mask),
         }
         logs: dict[str, Tensor | float] = {"curriculum/acoustic_dropout": p_acoustic}
-        if self.adversary is not None and self.train_cfg.lambdas["adv/speaker"] > 0:
+        if self.adversary is not None:
             losses["adv/speaker"], logs["adv/speaker_accuracy"] = self.adversary(
                 out.quantized, batch.frame_mask, batch.speaker)
         return out, losses, logs
